@@ -1,0 +1,1 @@
+"""The decision chain: static annotations → TRM → LLM → rules → no action."""
