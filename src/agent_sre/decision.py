@@ -22,8 +22,9 @@ class PlanStep(BaseModel):
     lambda_function: str
     parameters: dict[str, Any] = Field(default_factory=dict)
     # A later step runs only when the previous step's result says so ("unhealthy": the check found
-    # something wrong), never unconditionally.
+    # something wrong), never unconditionally; it takes ``from_previous`` parameters from that result.
     when: str | None = None
+    from_previous: list[str] = Field(default_factory=list)
 
 
 class Decision(BaseModel):
@@ -56,6 +57,9 @@ class InvalidProposal(ValueError):
     pass
 
 
+_PLACEHOLDER = "from-previous-step"
+
+
 def validated(
     lambda_function: Any,
     parameters: Any,
@@ -83,11 +87,17 @@ def validated(
                 raise InvalidProposal("plan[0] must be the decided function")
             continue
         fn = raw.get("lambda_function")
+        later = list(raw.get("from_previous") or [])
+        known = dict(raw.get("parameters") or {})
         try:
-            p = catalog.validate_parameters(fn, raw.get("parameters") or {})
+            # Parameters taken from the previous result are unknown now: check the rest with a
+            # placeholder in their place; the gate validates the full set when the step runs.
+            p = catalog.validate_parameters(fn, {**known, **{k: _PLACEHOLDER for k in later}})
         except (catalog.UnknownFunction, catalog.InvalidParameters) as e:
             raise InvalidProposal(f"plan[{i}]: {e}") from None
-        steps.append(PlanStep(lambda_function=fn, parameters=p, when=raw.get("when") or "unhealthy"))
+        p = {k: v for k, v in p.items() if k not in later}
+        steps.append(PlanStep(lambda_function=fn, parameters=p, when=raw.get("when") or "unhealthy",
+                              from_previous=later))
     if not 0.0 <= float(confidence) <= 1.0:
         raise InvalidProposal(f"confidence {confidence} outside [0, 1]")
     return Decision(

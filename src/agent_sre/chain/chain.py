@@ -1,0 +1,108 @@
+"""Runs the stages in order; the first one that decides wins.
+
+Order: static annotations → TRM → LLM → rules → no action. Resolved alerts get no action before
+any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
+recorded in ``Decision.fallthrough`` and the next stage is asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable
+
+from ..alerts import Alert
+from ..decision import Decision, InvalidProposal, no_action
+from .annotations import AnnotationStage
+from .base import Abstain, Stage
+from .llm import LLMStage
+from .rules import RuleStage
+from .trm import TRMStage
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("chain", "annotations", "trm", "llm", "rules")
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_stages(strategy: str = "chain") -> list[Stage]:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy == "annotations":
+        return [AnnotationStage()]
+    if strategy == "trm":
+        return [TRMStage()]
+    if strategy == "llm":
+        return [LLMStage()]
+    if strategy == "rules":
+        return [RuleStage()]
+    stages: list[Stage] = [AnnotationStage()]
+    if _env_flag("USE_TRM", True):
+        stages.append(TRMStage())
+    stages.append(LLMStage())
+    stages.append(RuleStage())
+    return stages
+
+
+def _reason(stage: Stage, err: BaseException) -> str:
+    if isinstance(err, Abstain):
+        return f"{stage.name}: {err}"
+    if isinstance(err, InvalidProposal):
+        return f"{stage.name}: rejected proposal ({err})"
+    return f"{stage.name}: failed ({type(err).__name__}: {err})"
+
+
+class Chain:
+    def __init__(self, stages: Iterable[Stage] | None = None, strategy: str = "chain"):
+        self.stages = list(stages) if stages is not None else build_stages(strategy)
+
+    def decide(self, alert: Alert) -> Decision:
+        return self.decide_many([alert])[0]
+
+    def decide_many(self, alerts: list[Alert]) -> list[Decision]:
+        """Decide for many alerts; stages that can batch (the TRM) see all pending alerts at once."""
+        out: list[Decision | None] = [None] * len(alerts)
+        reasons: list[list[str]] = [[] for _ in alerts]
+        pending = []
+        for i, a in enumerate(alerts):
+            if not a.firing:
+                out[i] = no_action("alert is resolved: resolved alerts never trigger a remediation")
+            else:
+                pending.append(i)
+        for stage in self.stages:
+            if not pending:
+                break
+            batch_fn = getattr(stage, "batch", None)
+            if batch_fn is not None and len(pending) > 1:
+                try:
+                    results = batch_fn([alerts[i] for i in pending])
+                except Exception as e:  # noqa: BLE001 - a stage must never take the chain down
+                    results = [e] * len(pending)
+            else:
+                results = []
+                for i in pending:
+                    try:
+                        results.append(stage(alerts[i]))
+                    except Exception as e:  # noqa: BLE001
+                        results.append(e)
+            still = []
+            for i, r in zip(pending, results):
+                if isinstance(r, Decision):
+                    out[i] = r.model_copy(update={"fallthrough": reasons[i]})
+                else:
+                    if not isinstance(r, (Abstain, InvalidProposal)):
+                        log.warning("stage %s failed on %s: %r", stage.name, alerts[i].name, r)
+                    reasons[i].append(_reason(stage, r))
+                    still.append(i)
+            pending = still
+        for i in pending:
+            out[i] = no_action(
+                "no stage found a safe remediation; escalate to a human", fallthrough=reasons[i]
+            )
+        return [d for d in out if d is not None]
