@@ -1,0 +1,86 @@
+"""Where trigger events go: a Knative broker over HTTP (BROKER_URL), or the in-process broker of the
+embedded default, which hands triggers straight to the remediation functions in dry-run."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import httpx
+
+from . import ce
+from .ce import CloudEvent
+from .events import TRIGGER, result_event
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(RuntimeError):
+    """The broker did not accept the event (network error or non-2xx); safe to retry."""
+
+
+class Broker(Protocol):
+    def send(self, event: CloudEvent) -> CloudEvent | None:
+        """Deliver ``event``; return a reply event if the receiver answered with one."""
+
+
+class HTTPBroker:
+    """Binary-mode POST with the cloudevents SDK. A receiver may reply with a CloudEvent (Knative
+    reply semantics, e.g. BROKER_URL pointing straight at a function service); it is returned."""
+
+    def __init__(self, url: str, timeout: float = 5.0, client: httpx.Client | None = None):
+        self.url = url
+        self.client = client or httpx.Client(timeout=timeout)
+
+    def send(self, event: CloudEvent) -> CloudEvent | None:
+        headers, body = ce.to_binary(event)
+        try:
+            r = self.client.post(self.url, headers=headers, content=body)
+        except httpx.HTTPError as e:
+            raise BrokerError(f"broker {self.url} unreachable: {e}") from e
+        if r.status_code >= 300:
+            raise BrokerError(f"broker {self.url} answered {r.status_code}: {r.text[:200]}")
+        if r.content and ce.is_cloudevent(r.headers):
+            try:
+                return ce.from_http(dict(r.headers), r.content)
+            except ce.CloudEventError as e:
+                log.warning("ignoring malformed reply from %s: %s", self.url, e)
+        return None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class InProcessBroker:
+    """The embedded default: no cluster, no network. Triggers go to the remediation functions in
+    dry-run; every event and reply is kept so the demo can show what happened."""
+
+    def __init__(self) -> None:
+        self.sent: list[CloudEvent] = []
+        self.replies: list[CloudEvent] = []
+
+    def send(self, event: CloudEvent) -> CloudEvent | None:
+        self.sent.append(event)
+        if event.get_type() != TRIGGER:
+            return None
+        from .functions import run_function
+
+        data: dict[str, Any] = ce.data_of(event) or {}
+        # Whatever the trigger says, the embedded broker never lets a write through.
+        result = run_function(
+            data.get("lambda_function", ""),
+            data.get("parameters") or {},
+            dry_run=True,
+            event_id=event.get_id(),
+            correlation_id=data.get("correlation_id"),
+        )
+        reply = result_event(event, result)
+        self.replies.append(reply)
+        return reply
+
+    def close(self) -> None:
+        pass
+
+
+def from_env(url: str | None) -> Broker:
+    return HTTPBroker(url) if url else InProcessBroker()

@@ -1,0 +1,169 @@
+"""`agent-sre`: decide for alerts, run the services, build data, train and evaluate the TRM."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .alerts import Alert, IntakeError, parse_json_bytes
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="agent-sre: auto-remediation for Kubernetes alerts.")
+dataset_app = typer.Typer(no_args_is_help=True, help="Build training data for the TRM.")
+app.add_typer(dataset_app, name="dataset")
+
+
+def _decision_line(alert: Alert, d) -> str:
+    doc = {"alertname": alert.name, "status": alert.status, **d.model_dump(mode="json")}
+    return json.dumps(doc)
+
+
+@app.command()
+def select(
+    alert: Optional[str] = typer.Argument(None, help="alert or webhook JSON; '-' reads stdin"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert or webhook payload per line"),
+    strategy: str = typer.Option("chain", help="annotations | trm | llm | rules | chain"),
+) -> None:
+    """Print the decision for each alert as one JSON line."""
+    from .chain.chain import Chain
+
+    chain = Chain(strategy=strategy)
+    sources: list[bytes] = []
+    if file is not None:
+        sources = [ln.encode() for ln in file.read_text().splitlines() if ln.strip()]
+    elif alert == "-":
+        sources = [sys.stdin.buffer.read()]
+    elif alert:
+        sources = [alert.encode()]
+    else:
+        raise typer.BadParameter("give an alert JSON, '-' for stdin, or --file")
+    parsed: list[list[Alert] | str] = []
+    for raw in sources:
+        try:
+            parsed.append(parse_json_bytes(raw))
+        except IntakeError as e:
+            parsed.append(str(e))
+    flat = [a for p in parsed if not isinstance(p, str) for a in p]
+    decisions = iter(chain.decide_many(flat)) if flat else iter(())
+    bad = 0
+    for p in parsed:
+        if isinstance(p, str):
+            bad += 1
+            print(json.dumps({"lambda_function": None, "parameters": {}, "method": "none", "error": p}))
+            continue
+        for a in p:
+            print(_decision_line(a, next(decisions)))
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("0.0.0.0", envvar="HOST"),
+    port: int = typer.Option(8080, envvar="PORT"),
+) -> None:
+    """Run the agent's HTTP service (env: PORT, BROKER_URL, USE_TRM, TRM_API_URL, MODEL_PATH, DRY_RUN)."""
+    import uvicorn
+
+    from .server import app_from_env
+
+    uvicorn.run(app_from_env(), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info").lower())
+
+
+@app.command()
+def demo(
+    file: Optional[Path] = typer.Option(None, help="webhook or alerts JSON to use instead of the samples"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON lines instead of the report"),
+) -> None:
+    """The whole flow on sample alerts, embedded: no cluster, no network, nothing written."""
+    from .demo import run_demo
+
+    run_demo(file, json_out=json_out)
+
+
+@app.command("serve-function")
+def serve_function(
+    host: str = typer.Option("0.0.0.0", envvar="HOST"),
+    port: int = typer.Option(8080, envvar="PORT"),
+) -> None:
+    """Run the remediation functions' CloudEvents service (FUNCTION=<name> for one, unset for all)."""
+    import uvicorn
+
+    from .functions.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info").lower())
+
+
+# ------------------------------------------------------------------ dataset
+
+
+@dataset_app.command("runbook")
+def dataset_runbook(output: Path = typer.Option(Path("data/runbook_test_dataset.jsonl"), "--output", "-o")) -> None:
+    """One canonical example per runbook case."""
+    from .trm.dataset import write_runbook_dataset
+
+    n = write_runbook_dataset(output)
+    typer.echo(f"wrote {n} examples to {output}")
+
+
+def _write_jsonl(path: Path, records) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r, sort_keys=True) + "\n")
+            n += 1
+    return n
+
+
+@dataset_app.command("generate")
+def dataset_generate(
+    output: Path = typer.Option(Path("data/training.jsonl"), "--output", "-o"),
+    n: int = typer.Option(20000, "--n", help="number of examples"),
+    seed: int = typer.Option(0),
+    collected: Optional[Path] = typer.Option(None, help="records from `dataset collect` to expand too"),
+) -> None:
+    """Expand the runbook (and collected rules) into varied training alerts."""
+    from . import runbook
+    from .trm.dataset import generate
+
+    kwargs = {}
+    if collected is not None:
+        kwargs["collected"] = [json.loads(ln) for ln in collected.read_text().splitlines() if ln.strip()]
+    records = generate(runbook.load(), n=n, seed=seed, **kwargs)
+    typer.echo(f"wrote {_write_jsonl(output, records)} examples to {output} (seed {seed})")
+
+
+@dataset_app.command("merge")
+def dataset_merge(
+    inputs: list[Path] = typer.Argument(..., help="JSONL files to combine"),
+    output: Path = typer.Option(Path("data/merged.jsonl"), "--output", "-o"),
+) -> None:
+    """Combine dataset sources (deduplicated)."""
+    from .trm.dataset import merge
+
+    typer.echo(f"wrote {_write_jsonl(output, merge(inputs))} examples to {output}")
+
+
+@dataset_app.command("collect")
+def dataset_collect(
+    rules: list[Path] = typer.Option([], "--rules", help="directories of rule files / PrometheusRules"),
+    prometheus_url: Optional[str] = typer.Option(None, envvar="PROMETHEUS_URL"),
+    alertmanager_url: Optional[str] = typer.Option(None, envvar="ALERTMANAGER_URL"),
+    audit_log: Optional[Path] = typer.Option(None, envvar="AUDIT_LOG"),
+    output: Path = typer.Option(Path("data/collected.jsonl"), "--output", "-o"),
+) -> None:
+    """Gather rules, active alerts and recorded outcomes from files and live systems."""
+    from .collect import collect
+
+    records = collect(rules, prometheus_url, alertmanager_url, audit_log)
+    typer.echo(f"wrote {_write_jsonl(output, records)} records to {output}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,111 @@
+"""The CloudEvents agent-sre emits: remediation triggers and escalations.
+
+Event ids are derived from the decision (alert occurrence + function + parameters + plan step),
+so a redelivered trigger carries the same id and a function that remembers ids acts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .alerts import Alert
+from .ce import CloudEvent, make_event
+from .decision import Decision, PlanStep
+
+TRIGGER = "io.homelab.agent-sre.lambda.trigger"
+COMPLETED = "io.homelab.agent-sre.lambda.completed"
+FAILED = "io.homelab.agent-sre.lambda.failed"
+ESCALATION = "io.homelab.agent-sre.escalation"
+RESULT_TYPES = (COMPLETED, FAILED)
+SOURCE = "/agent-sre/remediation"
+ESCALATION_SOURCE = "/agent-sre/gate"
+
+
+def _digest(*parts: Any) -> str:
+    doc = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def correlation_id(alert: Alert) -> str:
+    """One id per alert occurrence, shared by every step of its plan and by the results."""
+    return _digest("alert", alert.key())[:32]
+
+
+def trigger_id(alert: Alert, step: PlanStep, index: int) -> str:
+    return _digest("trigger", alert.key(), step.lambda_function, step.parameters, index)[:32]
+
+
+def alert_doc(alert: Alert) -> dict[str, Any]:
+    return alert.model_dump(mode="json", exclude_none=True)
+
+
+def trigger_event(
+    alert: Alert,
+    decision: Decision,
+    *,
+    step_index: int = 0,
+    parameters: dict[str, Any] | None = None,
+    dry_run: bool = True,
+) -> CloudEvent:
+    """The trigger for plan step ``step_index`` (parameters override for steps fed by a result)."""
+    step = decision.plan[step_index]
+    params = parameters if parameters is not None else step.parameters
+    concrete = step.model_copy(update={"parameters": params})
+    corr = correlation_id(alert)
+    data = {
+        "lambda_function": step.lambda_function,
+        "parameters": params,
+        "plan": [s.model_dump(mode="json") for s in decision.plan],
+        "step": step_index,
+        "alert": alert_doc(alert),
+        "reasoning": decision.reasoning,
+        "confidence": decision.confidence,
+        "method": decision.method.value,
+        "triggered_by": f"agent-sre/{decision.method.value}",
+        "correlation_id": corr,
+        "dry_run": dry_run,
+    }
+    return make_event(
+        TRIGGER,
+        SOURCE,
+        data,
+        id=trigger_id(alert, concrete, step_index),
+        subject=alert.name,
+        # Knative Triggers filter on attributes, so the function name travels as an extension.
+        extensions={"lambdafunction": step.lambda_function, "correlationid": corr},
+    )
+
+
+def escalation_event(alert: Alert, decision: Decision, reason: str) -> CloudEvent:
+    corr = correlation_id(alert)
+    data = {
+        "reason": reason,
+        "alert": alert_doc(alert),
+        "decision": decision.model_dump(mode="json"),
+        "correlation_id": corr,
+    }
+    return make_event(
+        ESCALATION,
+        ESCALATION_SOURCE,
+        data,
+        id=_digest("escalation", alert.key(), reason)[:32],
+        subject=alert.name,
+        extensions={"correlationid": corr},
+    )
+
+
+def result_event(trigger: CloudEvent, result: dict[str, Any]) -> CloudEvent:
+    """A function's answer to ``trigger``: completed (success/noop) or failed (error/refused)."""
+    attrs = trigger.get_attributes()
+    fn = attrs.get("lambdafunction", "unknown")
+    corr = attrs.get("correlationid")
+    ok = result.get("status") in ("success", "noop")
+    return make_event(
+        COMPLETED if ok else FAILED,
+        f"/agent-sre/functions/{fn}",
+        {**result, "correlation_id": corr, "trigger_id": trigger.get_id()},
+        id=_digest("result", trigger.get_id())[:32],
+        extensions={"lambdafunction": fn, "correlationid": corr},
+    )

@@ -1,0 +1,123 @@
+"""The agent's HTTP service: Alertmanager webhooks and CloudEvents in, trigger CloudEvents out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from . import ce
+from .agent import Agent
+from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, parse_payload, status_from_event_type
+from .events import RESULT_TYPES
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = int(os.environ.get("MAX_BODY_BYTES", str(1 << 20)))
+
+
+def _bad(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def create_app(agent: Agent) -> FastAPI:
+    app = FastAPI(title="agent-sre", version="0.1.0",
+                  description="Alertmanager webhooks and CloudEvents in; remediation CloudEvents out.")
+    registry = CollectorRegistry()
+    received = Counter("agent_sre_alerts_received_total", "Alerts received", ["status"], registry=registry)
+    decided = Counter("agent_sre_decisions_total", "Decisions", ["method", "function"], registry=registry)
+    refused = Counter("agent_sre_intake_refused_total", "Requests refused", ["reason"], registry=registry)
+    app.state.agent = agent
+
+    async def _read(request: Request) -> bytes | JSONResponse:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            refused.labels("too_large").inc()
+            return _bad(413, f"body of {length} bytes exceeds the limit of {MAX_BODY}")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            refused.labels("too_large").inc()
+            return _bad(413, f"body exceeds the limit of {MAX_BODY} bytes")
+        return body
+
+    async def _alerts(alerts: list) -> JSONResponse:
+        for a in alerts:
+            received.labels(a.status).inc()
+        outcomes = await run_in_threadpool(agent.handle_alerts, alerts)
+        for o in outcomes:
+            decided.labels(o.decision.method.value, o.decision.lambda_function or "none").inc()
+        return JSONResponse({"accepted": len(alerts), "outcomes": [o.summary() for o in outcomes]},
+                            status_code=202)
+
+    @app.post("/", summary="CloudEvent (binary or structured) or Alertmanager webhook")
+    async def intake(request: Request) -> Response:
+        body = await _read(request)
+        if isinstance(body, JSONResponse):
+            return body
+        headers = dict(request.headers)
+        if not ce.is_cloudevent(headers):
+            return await _webhook_body(body)
+        try:
+            event = ce.from_http(headers, body)
+            etype = event.get_type()
+            if etype in RESULT_TYPES:
+                out = await run_in_threadpool(agent.handle_result, event)
+                return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
+            if etype not in ALERT_TYPES:
+                raise IntakeError(f"unsupported CloudEvent type {etype!r}; accepted: "
+                                  f"{', '.join(ALERT_TYPES + RESULT_TYPES)}")
+            default = status_from_event_type(etype)
+            data = ce.data_of(event)
+            if data is None:
+                raise IntakeError("CloudEvent has no data; expected an alert or an Alertmanager group")
+            alerts = parse_payload(data, default_status=default)
+            if etype == ALERT_RESOLVED:  # a resolved event never carries anything to act on
+                alerts = [a.model_copy(update={"status": "resolved"}) for a in alerts]
+        except (ce.CloudEventError, IntakeError) as e:
+            refused.labels("malformed").inc()
+            return _bad(400, str(e))
+        return await _alerts(alerts)
+
+    async def _webhook_body(body: bytes) -> Response:
+        try:
+            alerts = parse_json_bytes(body)
+        except IntakeError as e:
+            refused.labels("malformed").inc()
+            return _bad(400, str(e))
+        return await _alerts(alerts)
+
+    @app.post("/webhook", summary="Alertmanager webhook (version 4)")
+    async def webhook(request: Request) -> Response:
+        body = await _read(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return await _webhook_body(body)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> dict[str, Any]:
+        return {"status": "ready", "stages": [s.name for s in agent.chain.stages],
+                "broker": type(agent.broker).__name__, "mode": agent.gate.mode}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    from .broker import from_env
+    from .chain.chain import Chain
+
+    dry_run = os.environ.get("DRY_RUN", "true").lower() not in ("0", "false", "no", "off")
+    agent = Agent(chain=Chain(), broker=from_env(os.environ.get("BROKER_URL")), dry_run=dry_run)
+    return create_app(agent)
