@@ -1,0 +1,311 @@
+"""Tiny Recursive Model (Jolicoeur-Martineau 2025, "Less is More: Recursive Reasoning with Tiny
+Networks", arXiv 2510.04871), written to be read next to the paper.
+
+Notation follows the paper: x = embedded input, y = current answer embedding, z = latent reasoning
+state. One *tiny* network `net` (2 post-norm blocks) is shared by both updates:
+
+    one supervision step = T cycles of
+        z <- net(x + y + z)     (n times: "think")
+        y <- net(y + z)         (once: "answer"; no x, so the net knows which job it does)
+    the first T-1 cycles run without gradient; only the last cycle is back-propagated
+    logits = head(y);  q_halt = Q_head(y[:, 0])   (halting: "is the current answer right?")
+
+Deep supervision repeats the step up to n_sup times with the carry (y, z) detached in between, so
+each step is trained as if it were the whole model, starting from a better (y, z) each time.
+
+Sequence layout: `n_prefix` learned positions are prepended (the paper's puzzle-embedding slots);
+the Q head reads prefix position 0, the output head reads the L real positions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE_INDEX = -100
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's attention configuration (Sudoku-Extreme MLP / Maze / ARC): 2 layers, D=512, 8 heads,
+    # n=6, T=3, N_sup=16. SwiGLU width rounded to multiples of 256 as in the reference code.
+    "paper": dict(hidden=512, heads=8, layers=2, expansion=4.0, n=6, T=3, n_sup=16, ffn_multiple=256),
+    # Serving on 2 CPU cores: (n+1)*T = 6 net calls per supervision step, ACT usually stops early.
+    # Sized for ~5 ms per supervision step for one alert at L=48 on a slow 2-core CPU.
+    "cpu": dict(hidden=128, heads=4, layers=2, expansion=4.0, n=2, T=2, n_sup=6, ffn_multiple=64),
+    # Unit tests.
+    "tiny": dict(hidden=32, heads=2, layers=2, expansion=2.0, n=2, T=2, n_sup=4, ffn_multiple=16),
+}
+
+
+@dataclass(kw_only=True)
+class TRMConfig:
+    seq_len: int  # L: real positions (the learned prefix is added on top)
+    feature_vocab: tuple[int, ...]  # vocabulary size of each input channel; id 0 = padding everywhere
+    n_out: int  # classes per position
+    hidden: int
+    heads: int
+    layers: int = 2
+    expansion: float = 4.0
+    n: int  # latent (z) updates per cycle
+    T: int  # cycles per supervision step (T-1 of them without grad)
+    n_sup: int  # max deep-supervision steps
+    mixer: str = "attention"  # "attention" (non-causal, RoPE) | "mlp" (paper's MLP over the sequence)
+    halt_exploration_prob: float = 0.1
+    n_prefix: int = 1
+    ffn_multiple: int = 64
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        self.feature_vocab = tuple(int(v) for v in self.feature_vocab)
+        if not self.feature_vocab or min(self.feature_vocab) < 2:
+            raise ValueError("feature_vocab needs >=1 channel, each with >=2 ids (0 is padding)")
+        if self.mixer not in ("attention", "mlp"):
+            raise ValueError(f"mixer must be 'attention' or 'mlp', not {self.mixer!r}")
+        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
+            raise ValueError("hidden must split into heads of even size (RoPE rotates pairs)")
+        if min(self.seq_len, self.n_out, self.n, self.T, self.n_sup, self.layers, self.n_prefix) < 1:
+            raise ValueError("seq_len, n_out, n, T, n_sup, layers, n_prefix must all be >= 1")
+
+    @classmethod
+    def preset(cls, name: str, *, seq_len: int, feature_vocab: tuple[int, ...] | list[int],
+               n_out: int, **overrides: Any) -> "TRMConfig":
+        if name not in _PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(_PRESETS)}")
+        return cls(seq_len=seq_len, feature_vocab=tuple(feature_vocab), n_out=n_out,
+                   **{**_PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feature_vocab"] = list(self.feature_vocab)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TRMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:  # a typo or a newer format should be loud, not silently dropped
+            raise ValueError(f"unknown TRMConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def _lecun_(w: torch.Tensor) -> torch.Tensor:
+    """Truncated LeCun normal (std 1/sqrt(fan_in)), the reference code's linear init."""
+    std = 1.0 / math.sqrt(w.shape[1])
+    return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+
+
+def linear(d_in: int, d_out: int, bias: bool = False) -> nn.Linear:
+    lin = nn.Linear(d_in, d_out, bias=bias)
+    with torch.no_grad():
+        _lecun_(lin.weight)
+        if bias:
+            lin.bias.zero_()
+    return lin
+
+
+def rms_norm(h: torch.Tensor, eps: float) -> torch.Tensor:
+    # No learned gain, as in the reference: post-norm keeps the recursion's scale fixed.
+    return F.rms_norm(h.float(), (h.shape[-1],), eps=eps).to(h.dtype)  # in fp32 even under bf16
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, expansion: float, multiple: int):
+        super().__init__()
+        inter = -(-round(expansion * dim * 2 / 3) // multiple) * multiple  # 2/3 keeps params ~ a 4x MLP
+        self.gate_up = linear(dim, 2 * inter)
+        self.down = linear(inter, dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with rotary position embeddings."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = linear(dim, 3 * dim)
+        self.out = linear(dim, dim)
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, S, D = h.shape
+        q, k, v = self.qkv(h).view(B, S, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin  # cos/sin: [S, hd]
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(o.transpose(1, 2).reshape(B, S, D))
+
+
+class Block(nn.Module):
+    """Post-norm block: h = norm(h + mix(h)); h = norm(h + swiglu(h))."""
+
+    def __init__(self, cfg: TRMConfig):
+        super().__init__()
+        self.eps = cfg.norm_eps
+        if cfg.mixer == "attention":
+            self.attn = Attention(cfg.hidden, cfg.heads)
+        else:  # paper's TRM-MLP: an MLP mixing along the sequence axis (fixed length needed)
+            self.seq_mlp = SwiGLU(cfg.seq_len + cfg.n_prefix, cfg.expansion, 1)
+        self.mlp = SwiGLU(cfg.hidden, cfg.expansion, cfg.ffn_multiple)
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "attn"):
+            h = rms_norm(h + self.attn(h, cos, sin), self.eps)
+        else:
+            h = rms_norm(h + self.seq_mlp(h.transpose(1, 2)).transpose(1, 2), self.eps)
+        return rms_norm(h + self.mlp(h), self.eps)
+
+
+class Net(nn.Module):
+    """The single tiny network used for both the z and the y update (inputs are summed by the caller)."""
+
+    def __init__(self, cfg: TRMConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        hd, S = cfg.hidden // cfg.heads, cfg.seq_len + cfg.n_prefix
+        inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd))
+        ang = torch.outer(torch.arange(S).float(), inv_freq)
+        ang = torch.cat((ang, ang), dim=-1)
+        # Non-persistent: derived from the config, so it never goes into checkpoints/exports.
+        self.register_buffer("cos", ang.cos(), persistent=False)
+        self.register_buffer("sin", ang.sin(), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        S = h.shape[1]
+        cos, sin = self.cos[:S].to(h.dtype), self.sin[:S].to(h.dtype)
+        for blk in self.blocks:
+            h = blk(h, cos, sin)
+        return h
+
+
+# ---------------------------------------------------------------- the model
+
+
+class TRM(nn.Module):
+    def __init__(self, cfg: TRMConfig):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden
+        # All channels live in one table: channel c's id k>0 maps to row base_c + k, every channel's
+        # id 0 maps to the shared zero padding row 0. EmbeddingBag(sum) then does lookup + channel sum.
+        bases, acc = [], 0
+        for v in cfg.feature_vocab:
+            bases.append(acc)
+            acc += v - 1
+        self.register_buffer("channel_base", torch.tensor(bases, dtype=torch.long), persistent=False)
+        self.register_buffer("channel_vocab", torch.tensor(cfg.feature_vocab, dtype=torch.long),
+                             persistent=False)
+        self.tok_emb = nn.EmbeddingBag(acc + 1, D, mode="sum", padding_idx=0)
+        self.prefix_emb = nn.Parameter(torch.empty(cfg.n_prefix, D))
+        # Embedding std 1/sqrt(D), scaled by sqrt(D) in embed(): unit-scale inputs, well-behaved Adam.
+        self.embed_scale = math.sqrt(D)
+        with torch.no_grad():
+            for w in (self.tok_emb.weight, self.prefix_emb):
+                nn.init.trunc_normal_(w, std=1 / math.sqrt(D), a=-2 / math.sqrt(D), b=2 / math.sqrt(D))
+            self.tok_emb.weight[0].zero_()
+        # Fixed (not learned) initial y and z, as in the reference implementation.
+        self.register_buffer("y_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
+        self.register_buffer("z_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
+        self.net = Net(cfg)
+        self.head = linear(D, cfg.n_out)
+        self.q_head = linear(D, 1, bias=True)
+        with torch.no_grad():  # start "never halt" so early training uses all supervision steps
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+
+    # -- input --------------------------------------------------------------------------------
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x: Long[B, L, F] -> x_emb: [B, n_prefix + L, D] (prefix first, channel embeddings summed)."""
+        cfg = self.cfg
+        if x.dim() != 3 or x.shape[2] != len(cfg.feature_vocab):
+            raise ValueError(f"x must be [B, L, {len(cfg.feature_vocab)}], got {tuple(x.shape)}")
+        B, L, Fc = x.shape
+        if L > cfg.seq_len or (cfg.mixer == "mlp" and L != cfg.seq_len):
+            raise ValueError(f"sequence length {L} does not fit seq_len={cfg.seq_len} ({cfg.mixer})")
+        # Out-of-range ids would silently land in the next channel's rows; refuse them instead.
+        if bool(((x < 0) | (x >= self.channel_vocab)).any()):
+            raise ValueError("input ids out of range for feature_vocab")
+        ids = torch.where(x > 0, x + self.channel_base, torch.zeros_like(x))
+        e = self.tok_emb(ids.reshape(B * L, Fc)).view(B, L, -1)
+        e = torch.cat((self.prefix_emb.to(e.dtype).expand(B, -1, -1), e), dim=1)
+        return self.embed_scale * e
+
+    def initial_carry(self, batch_size: int, seq_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        S = (seq_len or self.cfg.seq_len) + self.cfg.n_prefix
+        D = self.cfg.hidden
+        return self.y_init.expand(batch_size, S, D), self.z_init.expand(batch_size, S, D)
+
+    # -- recursion ----------------------------------------------------------------------------
+    def _cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
+        for _ in range(self.cfg.n):
+            z = self.net(x + y + z)  # latent reasoning: sees the question, the answer, itself
+        y = self.net(y + z)  # answer update: no x
+        return y, z
+
+    def step(self, x_emb: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
+        """One deep-supervision step. Returns (y, z) detached for the next step, plus logits
+        [B, L, n_out] and the halting logit q_halt [B] that carry this step's gradient."""
+        with torch.no_grad():  # T-1 cycles only improve (y, z); no memory, no gradient
+            for _ in range(self.cfg.T - 1):
+                y, z = self._cycle(x_emb, y, z)
+        y, z = self._cycle(x_emb, y, z)  # the one back-propagated cycle
+        P = self.cfg.n_prefix
+        logits = self.head(y[:, P:])
+        q_halt = self.q_head(y[:, 0]).squeeze(-1).float()
+        return y.detach(), z.detach(), logits, q_halt
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, z: torch.Tensor | None = None):
+        """Embed + one supervision step (from the initial carry unless y, z are given)."""
+        x_emb = self.embed(x)
+        if y is None or z is None:
+            y0, z0 = self.initial_carry(x.shape[0], x.shape[1])
+            y, z = (y0 if y is None else y), (z0 if z is None else z)
+        return self.step(x_emb, y, z)
+
+    # -- inference with ACT -------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor, max_steps: int | None = None,
+                halt_threshold: float = 0.0) -> dict[str, torch.Tensor]:
+        """Run up to max_steps (default n_sup) supervision steps; a sample halts (outputs frozen) at
+        the first step with q_halt > halt_threshold (logit; 0.0 <=> sigmoid > 0.5), or at the last.
+        Only still-running samples are computed. Returns probs [B,L,n_out], steps [B], q_halt [B]."""
+        max_steps = max_steps or self.cfg.n_sup
+        B, L = x.shape[:2]
+        x_emb = self.embed(x)
+        y, z = self.initial_carry(B, L)
+        probs = torch.empty(B, L, self.cfg.n_out, device=x.device)
+        steps = torch.zeros(B, dtype=torch.long, device=x.device)
+        q_prob = torch.zeros(B, device=x.device)
+        active = torch.arange(B, device=x.device)
+        for s in range(1, max_steps + 1):
+            y, z, logits, q = self.step(x_emb, y, z)
+            halt = q > halt_threshold if s < max_steps else torch.ones_like(q, dtype=torch.bool)
+            if bool(halt.all()):
+                probs[active] = logits.float().softmax(-1)
+                steps[active], q_prob[active] = s, torch.sigmoid(q)
+                break
+            if bool(halt.any()):
+                done = active[halt]
+                probs[done] = logits[halt].float().softmax(-1)
+                steps[done], q_prob[done] = s, torch.sigmoid(q[halt])
+                keep = ~halt
+                active, x_emb, y, z = active[keep], x_emb[keep], y[keep], z[keep]
+        return {"probs": probs, "steps": steps, "q_halt": q_prob}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """All parameters, embeddings included (y_init/z_init are fixed buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters())
