@@ -197,3 +197,19 @@ def test_check_no_match_is_not_healthy_but_names_nothing(cluster, runner):
     res = runner.run("pod-check-status", {"namespace": "shop", "selector": "app=none"}, dry_run=False)
     assert res["details"]["healthy"] is False and res["details"]["unhealthy"] == []
     assert res["message"].startswith("no pods matching")
+
+
+def test_delete_carries_uid_precondition_so_a_replacement_pod_survives(cluster, runner):
+    """The pod read (uid old) was replaced by a new pod of the same name (uid new) before the delete:
+    the API server refuses the delete (409) and the new pod lives."""
+    cluster.add(PODS, "shop", {**pod("web-0", owner=("StatefulSet", "web")),
+                               "metadata": {**pod("web-0", owner=("StatefulSet", "web"))["metadata"], "uid": "new"}})
+    stale = pod("web-0", owner=("StatefulSet", "web"))
+    stale["metadata"]["uid"] = "old"
+    stale["metadata"]["namespace"] = "shop"
+    cluster.on_loop(lambda: cluster.em["get /api/v1/namespaces/shop/pods/web-0"] << stale)
+    res = runner.run("pod-restart", {"name": "web-0", "namespace": "shop"}, dry_run=False)
+    assert res["status"] == "error" and "409" in res["message"]
+    [d] = cluster.writes()
+    assert d.data["preconditions"] == {"uid": "old"}
+    assert cluster.get(PODS, "shop", "web-0")["metadata"]["uid"] == "new"
