@@ -169,3 +169,14 @@ def test_readyz_not_ready_without_cluster_outside_dry_run():
         # and a trigger is answered with an error result, not acted on
         data = parse(post(url, trigger(id="off"))).get_data()
         assert data["status"] == "error" and "cluster is required" in data["message"]
+
+
+def test_concurrent_duplicate_deliveries_act_once(cluster, served):
+    """Knative may deliver the same trigger twice at once (retries overlapping a slow first try)."""
+    import concurrent.futures
+
+    deployment_chain(cluster)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda _: parse(post(served, trigger(id="race"))).get_data(), range(4)))
+    assert all(r == replies[0] for r in replies) and replies[0]["status"] == "success"
+    assert len(cluster.writes()) == 1

@@ -54,6 +54,7 @@ def test_controller_owned_pod_is_deleted_with_normal_grace(cluster, runner):
     det = res["details"]
     assert det["owner"]["kind"] == "ReplicaSet" and det["workload"] == {"kind": "Deployment", "name": "web"}
     assert det["request"]["body"] == d.data and det["request"]["method"] == "DELETE"
+    assert d.headers["Content-Type"] == det["request"]["content_type"] == "application/json"
     # type=pod never rolls out the owner
     assert cluster.requests("PATCH") == []
 

@@ -200,6 +200,8 @@ class Kube:
         if not self.offline:
             client, api = self._apis()
             fn = client.CoreV1Api(api).delete_namespaced_pod
+            # This client sends the DeleteOptions body without a Content-Type; say what it is.
+            kw["_headers"] = {"Content-Type": "application/json"}
             kw["body"] = client.V1DeleteOptions(
                 api_version="v1", kind="DeleteOptions",
                 preconditions=client.V1Preconditions(uid=uid) if uid else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from typing import Any, Callable
 
 from .. import catalog
@@ -37,8 +38,8 @@ class Runner:
         self.store = store if store is not None else MemoryStore()
         self.clock = clock
         self.sleep = sleep
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        # Striped locks: two deliveries of one trigger id never run at once; memory stays bounded.
+        self._locks = [threading.Lock() for _ in range(64)]
 
     @classmethod
     def from_env(cls) -> "Runner":
@@ -60,8 +61,7 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def _lock_for(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
+        return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
 
     def run(
         self,
