@@ -120,7 +120,7 @@ KSVC_VOLUME_SOURCES = {"secret", "configMap", "projected", "emptyDir"}
 # pkg/apis/serving/k8s_validation.go
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
 RESERVED_PORTS = {8012, 8013, 8022, 9090, 9091, 8008}
-RESERVED_PATHS = {"/", "/dev", "/dev/log", "/tmp", "/var", "/var/log"}
+RESERVED_PATHS = {"/", "/dev", "/dev/log"}
 
 
 def knative_webhook_errors(o: dict[str, Any]) -> list[str]:
@@ -146,7 +146,7 @@ def knative_webhook_errors(o: dict[str, Any]) -> list[str]:
             if p.get("name", "http1") not in ("http1", "h2c"):
                 errors.append(f"port name {p['name']!r} must be http1 or h2c")
         for vm in c.get("volumeMounts") or []:
-            if vm["mountPath"].rstrip("/") in RESERVED_PATHS - {"/tmp"}:
+            if (vm["mountPath"].rstrip("/") or "/") in RESERVED_PATHS or not vm["mountPath"].startswith("/"):
                 errors.append(f"mount path {vm['mountPath']} is reserved")
     for v in ps.get("volumes") or []:
         src = set(v) - {"name"}
@@ -246,6 +246,11 @@ def test_services_and_images(top):
     e = env(agent)
     assert {"BROKER_URL", "USE_TRM", "TRM_API_URL", "MODEL_PATH", "POLICY_PATH"} <= set(e)
     assert e["BROKER_URL"].endswith("/agent-sre/default")
+    # The agent's server reads AUTH_TOKEN (the Alertmanager receiver's bearer token) and keeps the
+    # gate state, outbox and audit log in STATE_DIR, which must be a writable mount.
+    assert e["AUTH_TOKEN"]["secretKeyRef"]["name"] == "agent-sre-webhook"
+    mounts = {m["mountPath"]: m["name"] for m in container(agent)["volumeMounts"]}
+    assert e["STATE_DIR"] in mounts
     assert e["TRM_API_URL"] == "http://trm-reasoning.agent-sre.svc.cluster.local"
     assert container(svcs["trm-reasoning"])["args"] == ["serve-reasoning"]
     for fn in catalog.function_names():
