@@ -1,25 +1,40 @@
 """The safety gate: fixed checks, outside every model, that decide whether a decision may run.
 
-Models only propose. The gate enforces: catalog functions only; never on resolved alerts; the
-target must appear in the alert's labels (no model may invent one); namespaces where mutating
-actions are denied. Mode says what "allowed" means: execute, dry_run (the functions send nothing
-that writes), or suggest (decide and report, never trigger).
+Models only propose. The gate enforces, in this order (the first failing check is the reason):
+
+1. never on resolved alerts; the plan step exists; catalog functions only; the function is
+   enabled in the policy; parameters are valid Kubernetes names/selectors;
+2. the target comes from the alert: at step 0 every target parameter must appear in the alert's
+   labels (for a selector, every ``key=value`` term must be backed by the labels; ``!=`` terms
+   are refused); at later steps the target must be one the previous step observed (its result),
+   in the same namespace as the step before;
+3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
+   Flux reconcile requests), ``allow`` (if set, mutating actions only there);
+4. mutating functions need confidence >= the function's threshold, else escalate;
+5. with a state store: dedup (fingerprint + startsAt + step), storm breaker, loop breaker,
+   cooldown per (function, target), budgets per target and global — checked and reserved in one
+   atomic step (see state.py).
+
+``mode`` says what "allowed" means: execute, dry_run (functions write nothing), or suggest
+(decide and report, never trigger). Every refusal carries a ``code`` and a readable ``reason``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from . import catalog
-from .alerts import Alert
+from .alerts import Alert, label_fingerprint
 from .decision import Decision
+from .policy import Policy, default as default_policy, strictest
+from .state import Action, Limits, StateStore
 
 Mode = Literal["execute", "dry_run", "suggest"]
 
-# Pods and workloads in these namespaces are never restarted by default; a Flux reconcile request
-# (an annotation asking Flux to do what it does anyway) is harmless there and stays allowed.
+# Kept for compatibility: the defaults now live in the policy.
 DEFAULT_DENY_MUTATING = ("kube-system", "flux-system")
 HARMLESS_IN_DENIED = ("flux-reconcile-kustomization", "flux-reconcile-gitrepository", "flux-reconcile-helmrelease")
 
@@ -28,37 +43,161 @@ class Verdict(BaseModel):
     allowed: bool
     reason: str
     mode: Mode = "dry_run"
+    # ok | resolved | no_step | invalid | disabled | target | namespace | low_confidence |
+    # duplicate | storm | loop | cooldown | budget_target | budget_global
+    code: str = "ok"
+    target: str | None = None
+    # For a duplicate: what was reserved the first time ({function, target, params, mode, ts}).
+    prior: dict[str, Any] | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.code == "duplicate"
+
+
+_TERM = re.compile(r"^(?P<key>[^=!]+?)(?P<op>==|!=|=)(?P<value>.*)$")
+
+
+def target_of(params: dict[str, Any]) -> str:
+    """The object an action is about, as ``namespace/name`` (or ``namespace/selector``)."""
+    ns = params.get("namespace") or ""
+    what = params.get("name") or params.get("selector") or ""
+    return f"{ns}/{what}" if ns else str(what)
 
 
 class Gate:
-    def __init__(self, dry_run: bool = True, suggest_only: bool = False,
-                 deny_namespaces: tuple[str, ...] = DEFAULT_DENY_MUTATING):
-        self.mode: Mode = "suggest" if suggest_only else ("dry_run" if dry_run else "execute")
-        self.deny_namespaces = deny_namespaces
+    def __init__(self, dry_run: bool | None = None, suggest_only: bool = False,
+                 deny_namespaces: tuple[str, ...] | None = None, *,
+                 policy: Policy | None = None, state: StateStore | None = None):
+        policy = policy or default_policy()
+        if dry_run is not None and policy.mode != "suggest":
+            policy = policy.with_overrides(mode="dry_run" if dry_run else "execute")
+        if suggest_only:
+            policy = policy.with_overrides(mode="suggest")
+        if deny_namespaces is not None:
+            policy = policy.with_overrides(namespaces={"deny_mutating": list(deny_namespaces)})
+        self.policy = policy
+        self.state = state
+
+    @property
+    def mode(self) -> Mode:
+        return self.policy.mode
+
+    @property
+    def deny_namespaces(self) -> tuple[str, ...]:
+        return tuple(self.policy.namespaces.deny_mutating)
+
+    def _no(self, code: str, reason: str, mode: Mode, target: str | None = None) -> Verdict:
+        return Verdict(allowed=False, reason=reason, mode=mode, code=code, target=target)
 
     def check(self, alert: Alert, decision: Decision, step_index: int = 0,
-              parameters: dict[str, Any] | None = None) -> Verdict:
+              parameters: dict[str, Any] | None = None, *, observed: dict[str, Any] | None = None,
+              previous: dict[str, Any] | None = None) -> Verdict:
+        """Decide whether plan step ``step_index`` of ``decision`` may run for ``alert``.
+
+        For a later step, ``observed`` is the previous step's result and ``previous`` the previous
+        step's parameters; the step's target must come from them."""
+        mode: Mode = self.policy.mode
         if not alert.firing:
-            return Verdict(allowed=False, reason="alert is resolved", mode=self.mode)
-        if not decision.plan or step_index >= len(decision.plan):
-            return Verdict(allowed=False, reason="no such plan step", mode=self.mode)
+            return self._no("resolved", "alert is resolved", mode)
+        if not decision.plan or not 0 <= step_index < len(decision.plan):
+            return self._no("no_step", "no such plan step", mode)
         step = decision.plan[step_index]
         params = parameters if parameters is not None else step.parameters
         try:
             spec = catalog.get(step.lambda_function)
             params = catalog.validate_parameters(spec.name, params)
         except (catalog.UnknownFunction, catalog.InvalidParameters) as e:
-            return Verdict(allowed=False, reason=str(e), mode=self.mode)
-        # Step 0 targets must be named by the alert; later steps take theirs from an observed result.
-        if step_index == 0:
-            values = alert.label_values()
-            for key in spec.target_keys:
-                v = params.get(key)
-                if v is not None and v not in values:
-                    return Verdict(allowed=False, mode=self.mode,
-                                   reason=f"{key}={v!r} does not appear in the alert's labels")
+            return self._no("invalid", str(e), mode)
+        mode = strictest(mode, self.policy.mode_for(spec.name))
+        target = target_of(params)
+        if not self.policy.enabled(spec.name):
+            return self._no("disabled", f"{spec.name} is disabled by the policy", mode, target)
+
+        why = (self._target_from_alert(alert, spec, params) if step_index == 0
+               else self._target_from_result(decision, step_index, params, observed, previous))
+        if why:
+            return self._no("target", why, mode, target)
+
         ns = params.get("namespace")
-        if spec.mutating and ns in self.deny_namespaces and spec.name not in HARMLESS_IN_DENIED:
-            return Verdict(allowed=False, mode=self.mode,
-                           reason=f"{spec.name} is not allowed in namespace {ns}")
-        return Verdict(allowed=True, reason="passed", mode=self.mode)
+        nsp = self.policy.namespaces
+        if ns in nsp.deny:
+            return self._no("namespace", f"namespace {ns} is denied by the policy", mode, target)
+        if spec.mutating and spec.name not in nsp.harmless:
+            if ns in nsp.deny_mutating:
+                return self._no("namespace", f"{spec.name} is not allowed in namespace {ns}", mode, target)
+            if nsp.allow and ns not in nsp.allow:
+                return self._no("namespace", f"{spec.name}: namespace {ns} is not in the policy's allow list",
+                                mode, target)
+        if spec.mutating:
+            need = self.policy.min_confidence(spec.name)
+            if decision.confidence < need:
+                return self._no("low_confidence", f"confidence {decision.confidence:.2f} below {need:.2f} "
+                                f"required for {spec.name}; escalating instead", mode, target)
+
+        if self.state is not None:
+            action = Action(alert_key=alert.key(), fingerprint=alert.fingerprint or label_fingerprint(alert.labels),
+                            step=step_index, function=spec.name, target=target, params=params,
+                            mutating=spec.mutating, mode=mode)
+            got = self.state.reserve(action, self.limits(spec.name))
+            if not got.ok:
+                v = self._no(got.code, got.reason, mode, target)
+                if got.prior is not None:
+                    v.prior = got.prior
+                return v
+        return Verdict(allowed=True, reason="passed", mode=mode, code="ok", target=target)
+
+    def limits(self, function: str) -> Limits:
+        p = self.policy
+        return Limits(dedup_seconds=p.dedup_seconds, cooldown_seconds=p.cooldown(function),
+                      per_target_per_hour=p.budget.per_target_per_hour, global_per_hour=p.budget.global_per_hour,
+                      storm_targets=p.storm.distinct_targets, storm_window_seconds=p.storm.window_seconds,
+                      loop_max_returns=p.loop.max_returns, loop_window_seconds=p.loop.window_seconds)
+
+    def record_failure(self, params: dict[str, Any]) -> None:
+        """A remediation failed on this target: it counts towards the storm breaker."""
+        if self.state is not None:
+            self.state.signal(target_of(params))
+
+    # ------------------------------------------------------------------ target provenance
+    @staticmethod
+    def _target_from_alert(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
+        values = alert.label_values()
+        for key in spec.target_keys:
+            v = params.get(key)
+            if v is None:
+                continue
+            if key == "selector":
+                for term in str(v).split(","):
+                    m = _TERM.match(term.strip())
+                    if not m:
+                        return f"selector term {term!r} is not key=value"
+                    k, op, val = m["key"].strip(), m["op"], m["value"].strip()
+                    if op == "!=":
+                        return f"selector term {term!r}: '!=' widens the selection; only key=value terms"
+                    if not val or (alert.labels.get(k) != val and val not in values):
+                        return f"selector term {k}={val} is not backed by the alert's labels"
+            elif v not in values:
+                return f"{key}={v!r} does not appear in the alert's labels"
+        return None
+
+    @staticmethod
+    def _target_from_result(decision: Decision, index: int, params: dict[str, Any],
+                            observed: dict[str, Any] | None, previous: dict[str, Any] | None) -> str | None:
+        step = decision.plan[index]
+        for k, v in step.parameters.items():
+            if params.get(k) != v:
+                return f"step {index}: {k}={params.get(k)!r} differs from the plan's {v!r}"
+        if not step.from_previous:
+            return None
+        if observed is None:
+            return f"step {index} takes its target from the previous step's result, and there is none"
+        prev = previous if previous is not None else decision.plan[index - 1].parameters
+        if prev.get("namespace") and params.get("namespace") != prev.get("namespace"):
+            return (f"step {index}: namespace {params.get('namespace')!r} differs from the previous step's "
+                    f"{prev.get('namespace')!r}")
+        seen = (observed.get("details") or {}).get("unhealthy") or []
+        want = {k: params.get(k) for k in step.from_previous}
+        if not any(isinstance(s, dict) and all(s.get(k) == v for k, v in want.items()) for s in seen):
+            return f"step {index}: target {want} is not among the objects the previous step observed"
+        return None

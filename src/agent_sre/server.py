@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,8 +27,20 @@ def _bad(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-def create_app(agent: Agent) -> FastAPI:
-    app = FastAPI(title="agent-sre", version="0.1.0",
+def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
+    """The HTTP service. ``auth_token``: when set, intake requests need ``Authorization: Bearer <token>``
+    (Alertmanager: ``http_config.authorization.credentials``). With an outbox the agent's delivery
+    worker runs for the app's lifetime; a 202 is only sent once the alerts are committed."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        agent.start()
+        try:
+            yield
+        finally:
+            agent.stop()
+
+    app = FastAPI(title="agent-sre", version="0.1.0", lifespan=lifespan,
                   description="Alertmanager webhooks and CloudEvents in; remediation CloudEvents out.")
     registry = CollectorRegistry()
     received = Counter("agent_sre_alerts_received_total", "Alerts received", ["status"], registry=registry)
@@ -34,16 +48,31 @@ def create_app(agent: Agent) -> FastAPI:
     refused = Counter("agent_sre_intake_refused_total", "Requests refused", ["reason"], registry=registry)
     app.state.agent = agent
 
+    expected = f"Bearer {auth_token}".encode() if auth_token else None
+
     async def _read(request: Request) -> bytes | JSONResponse:
+        if expected is not None:
+            given = request.headers.get("authorization", "")
+            if not given:
+                refused.labels("unauthorized").inc()
+                return JSONResponse({"error": "missing Authorization: Bearer token"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if not hmac.compare_digest(given.encode(), expected):
+                refused.labels("unauthorized").inc()
+                return JSONResponse({"error": "invalid bearer token"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY:
             refused.labels("too_large").inc()
             return _bad(413, f"body of {length} bytes exceeds the limit of {MAX_BODY}")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            refused.labels("too_large").inc()
-            return _bad(413, f"body exceeds the limit of {MAX_BODY} bytes")
-        return body
+        chunks, size = [], 0
+        async for chunk in request.stream():  # chunked bodies too: stop reading past the limit
+            size += len(chunk)
+            if size > MAX_BODY:
+                refused.labels("too_large").inc()
+                return _bad(413, f"body exceeds the limit of {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _alerts(alerts: list) -> JSONResponse:
         for a in alerts:
@@ -104,8 +133,12 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
-        return {"status": "ready", "stages": [s.name for s in agent.chain.stages],
-                "broker": type(agent.broker).__name__, "mode": agent.gate.mode}
+        doc: dict[str, Any] = {"status": "ready", "stages": [s.name for s in agent.chain.stages],
+                               "broker": type(agent.broker).__name__, "mode": agent.gate.mode,
+                               "auth": expected is not None}
+        if agent.outbox is not None:
+            doc["outbox"] = agent.outbox.stats()
+        return doc
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -114,10 +147,23 @@ def create_app(agent: Agent) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
+def agent_from_env(env: dict[str, str] | None = None, chain: Any = None) -> Agent:
+    """The production agent: policy (POLICY_PATH / packaged, DRY_RUN overrides the mode), gate state
+    (REDIS_URL, else SQLite in STATE_DIR), durable outbox and audit log (STATE_DIR), broker (BROKER_URL)."""
+    from . import audit, outbox, policy, state
     from .broker import from_env
     from .chain.chain import Chain
+    from .gate import Gate
 
-    dry_run = os.environ.get("DRY_RUN", "true").lower() not in ("0", "false", "no", "off")
-    agent = Agent(chain=Chain(), broker=from_env(os.environ.get("BROKER_URL")), dry_run=dry_run)
-    return create_app(agent)
+    env = dict(os.environ if env is None else env)
+    env.setdefault("DRY_RUN", "true")  # dry-run unless said otherwise
+    pol = policy.load(env=env)
+    gate = Gate(policy=pol, state=state.from_env(env))
+    box = outbox.Outbox(outbox.path_from_env(env))
+    return Agent(chain=chain or Chain(), broker=from_env(env.get("BROKER_URL")), gate=gate, outbox=box,
+                 audit=audit.Audit(audit.path_from_env(env)), retry=outbox.Retry.from_env(env),
+                 delivery_concurrency=int(env.get("DELIVERY_CONCURRENCY", "4")))
+
+
+def app_from_env() -> FastAPI:
+    return create_app(agent_from_env(), auth_token=os.environ.get("AUTH_TOKEN") or None)

@@ -1,0 +1,420 @@
+"""Durable delivery: an inbox of accepted alerts and an outbox of events, in one SQLite file.
+
+Layout (``STATE_DIR``/outbox.db, or ``OUTBOX_DB``; WAL):
+
+* ``inbox``   one row per accepted alert, committed before the HTTP 202. ``pending`` until its
+  decision's events are in the outbox (same transaction flips it to ``done``). A row is leased
+  by the process working on it (``owner``, ``lease_until``); a crashed owner's rows are taken
+  back when its lease runs out, or at once by the next process on the same host.
+* ``events``  one row per CloudEvent to send, keyed by the event id (derived from the decision),
+  so enqueuing the same trigger again is a no-op: redelivery never produces a second id.
+  ``pending`` → ``delivered`` | ``dead`` (retries exhausted: the dead letter, kept with its
+  last error). Retries back off exponentially with jitter (``next_at``).
+* ``plans``   open multi-step plans by correlation id (alert + decision), so a result that
+  arrives after a restart still finds its plan.
+* ``results`` result events seen, keyed by their id: a result delivered twice is handled once.
+  Recording a result and enqueuing the next step's trigger happen in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import ce
+from .ce import CloudEvent
+from .state import _Tx, connect
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  alert       TEXT NOT NULL,
+  alert_key   TEXT NOT NULL,
+  received    REAL NOT NULL,
+  state       TEXT NOT NULL DEFAULT 'pending',
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  owner       TEXT,
+  lease_until REAL NOT NULL DEFAULT 0,
+  error       TEXT,
+  done_at     REAL
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (state, lease_until);
+CREATE TABLE IF NOT EXISTS events (
+  id             TEXT PRIMARY KEY,
+  type           TEXT NOT NULL,
+  correlation_id TEXT,
+  lambdafunction TEXT,
+  body           TEXT NOT NULL,
+  created        REAL NOT NULL,
+  state          TEXT NOT NULL DEFAULT 'pending',
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  next_at        REAL NOT NULL,
+  owner          TEXT,
+  lease_until    REAL NOT NULL DEFAULT 0,
+  last_error     TEXT,
+  delivered_at   REAL
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
+CREATE TABLE IF NOT EXISTS plans (
+  correlation_id TEXT PRIMARY KEY,
+  alert          TEXT NOT NULL,
+  decision       TEXT NOT NULL,
+  created        REAL NOT NULL,
+  updated        REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+  id             TEXT PRIMARY KEY,
+  correlation_id TEXT,
+  body           TEXT NOT NULL,
+  received       REAL NOT NULL
+);
+"""
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def event_body(event: CloudEvent) -> str:
+    _, body = ce.to_structured(event)
+    return body.decode()
+
+
+def event_from_body(body: str) -> CloudEvent:
+    return ce.from_http({"content-type": "application/cloudevents+json"}, body.encode())
+
+
+@dataclass
+class Retry:
+    """Exponential backoff with jitter: attempt n waits base * 2**(n-1), capped, times U(0.5, 1)."""
+
+    base_s: float = 1.0
+    max_s: float = 300.0
+    max_attempts: int = 12
+
+    def delay(self, attempts: int) -> float:
+        d = min(self.max_s, self.base_s * (2 ** max(0, attempts - 1)))
+        return d * random.uniform(0.5, 1.0)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Retry":
+        env = os.environ if env is None else env
+        return cls(base_s=float(env.get("RETRY_BASE_SECONDS", "1")),
+                   max_s=float(env.get("RETRY_MAX_SECONDS", "300")),
+                   max_attempts=int(env.get("RETRY_MAX_ATTEMPTS", "12")))
+
+
+class Outbox:
+    def __init__(self, path: str | os.PathLike, owner: str | None = None, lease_s: float = 30.0):
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.owner = owner or make_owner()
+        self.lease_s = lease_s
+        self._local = threading.local()
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    # ------------------------------------------------------------------ inbox
+    def accept(self, alerts: list[Any]) -> list[int]:
+        """Durably record accepted alerts (leased to this process); returns their inbox ids."""
+        now = time.time()
+        ids = []
+        with _Tx(self._conn()) as c:
+            for a in alerts:
+                cur = c.execute("INSERT INTO inbox(alert, alert_key, received, owner, lease_until) VALUES(?,?,?,?,?)",
+                                (a.model_dump_json(exclude_none=True), a.key(), now, self.owner, now + self.lease_s))
+                ids.append(cur.lastrowid)
+        return ids
+
+    def finish(self, inbox_ids: Iterable[int], events: Iterable[CloudEvent],
+               plans: Iterable[tuple[str, str, str]] = ()) -> list[str]:
+        """In one transaction: enqueue ``events`` (ids already known are left alone), save open
+        ``plans`` (correlation id, alert JSON, decision JSON), mark the inbox rows done.
+        Returns the ids newly enqueued."""
+        now = time.time()
+        fresh = []
+        with _Tx(self._conn()) as c:
+            for ev in events:
+                if self._insert_event(c, ev, now):
+                    fresh.append(ev.get_id())
+            for corr, alert, decision in plans:
+                c.execute("INSERT INTO plans(correlation_id, alert, decision, created, updated) VALUES(?,?,?,?,?) "
+                          "ON CONFLICT(correlation_id) DO UPDATE SET updated=excluded.updated",
+                          (corr, alert, decision, now, now))
+            for i in inbox_ids:
+                c.execute("UPDATE inbox SET state='done', done_at=?, owner=NULL, lease_until=0 WHERE id=?", (now, i))
+        return fresh
+
+    @staticmethod
+    def _insert_event(c, ev: CloudEvent, now: float) -> bool:
+        attrs = ev.get_attributes()
+        cur = c.execute("INSERT OR IGNORE INTO events(id, type, correlation_id, lambdafunction, body, created, next_at) "
+                        "VALUES(?,?,?,?,?,?,?)",
+                        (ev.get_id(), ev.get_type(), attrs.get("correlationid"), attrs.get("lambdafunction"),
+                         event_body(ev), now, now))
+        return cur.rowcount == 1
+
+    def fail_alert(self, inbox_id: int, error: str, max_attempts: int = 10) -> None:
+        with _Tx(self._conn()) as c:
+            c.execute("UPDATE inbox SET attempts=attempts+1, error=?, owner=NULL, "
+                      "lease_until=?, state=CASE WHEN attempts+1>=? THEN 'dead' ELSE state END WHERE id=?",
+                      (error[:500], time.time() + self.lease_s, max_attempts, inbox_id))
+
+    def claim_alerts(self, limit: int = 100) -> list[tuple[int, str]]:
+        """Pending alerts nobody holds (a crashed process's, once its lease ran out)."""
+        now = time.time()
+        with _Tx(self._conn()) as c:
+            rows = c.execute("SELECT id, alert FROM inbox WHERE state='pending' AND lease_until<? ORDER BY id LIMIT ?",
+                             (now, limit)).fetchall()
+            for i, _ in rows:
+                c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
+        return rows
+
+    def reclaim_dead_owners(self) -> int:
+        """Release leases held by processes on this host that are gone (a restart after kill -9)."""
+        host = socket.gethostname()
+        me_pid = os.getpid()
+        n = 0
+        with _Tx(self._conn()) as c:
+            owners = {o for (o,) in c.execute(
+                "SELECT DISTINCT owner FROM inbox WHERE state='pending' AND owner IS NOT NULL UNION "
+                "SELECT DISTINCT owner FROM events WHERE state='pending' AND owner IS NOT NULL")}
+            for o in owners:
+                parts = o.split(":")
+                if o == self.owner or len(parts) != 3 or parts[0] != host:
+                    continue
+                pid = int(parts[1]) if parts[1].isdigit() else -1
+                if pid == me_pid or not _pid_alive(pid):
+                    n += c.execute("UPDATE inbox SET owner=NULL, lease_until=0 WHERE owner=? AND state='pending'",
+                                   (o,)).rowcount
+                    n += c.execute("UPDATE events SET owner=NULL, lease_until=0 WHERE owner=? AND state='pending'",
+                                   (o,)).rowcount
+        return n
+
+    # ------------------------------------------------------------------ events
+    def enqueue(self, events: Iterable[CloudEvent]) -> list[str]:
+        return self.finish((), events)
+
+    def claim_events(self, limit: int = 50) -> list[tuple[str, str, int]]:
+        """Due events nobody holds: (id, body, attempts so far)."""
+        now = time.time()
+        with _Tx(self._conn()) as c:
+            rows = c.execute("SELECT id, body, attempts FROM events WHERE state='pending' AND next_at<=? "
+                             "AND lease_until<? ORDER BY next_at LIMIT ?", (now, now, limit)).fetchall()
+            for i, _, _ in rows:
+                c.execute("UPDATE events SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
+        return rows
+
+    def delivered(self, event_id: str) -> None:
+        with _Tx(self._conn()) as c:
+            c.execute("UPDATE events SET state='delivered', attempts=attempts+1, delivered_at=?, owner=NULL, "
+                      "lease_until=0, last_error=NULL WHERE id=?", (time.time(), event_id))
+
+    def failed(self, event_id: str, error: str, retry: Retry) -> tuple[bool, int]:
+        """Record a failed attempt; returns (dead, attempts)."""
+        with _Tx(self._conn()) as c:
+            row = c.execute("SELECT attempts FROM events WHERE id=?", (event_id,)).fetchone()
+            attempts = (row[0] if row else 0) + 1
+            dead = attempts >= retry.max_attempts
+            c.execute("UPDATE events SET attempts=?, last_error=?, owner=NULL, lease_until=0, next_at=?, state=? "
+                      "WHERE id=?", (attempts, error[:500], time.time() + retry.delay(attempts),
+                                     "dead" if dead else "pending", event_id))
+        return dead, attempts
+
+    def requeue_dead(self, event_id: str | None = None) -> int:
+        """Give dead letters another round of retries (all of them, or one)."""
+        with _Tx(self._conn()) as c:
+            q = "UPDATE events SET state='pending', attempts=0, next_at=? WHERE state='dead'"
+            args: tuple = (time.time(),)
+            if event_id:
+                q += " AND id=?"
+                args += (event_id,)
+            return c.execute(q, args).rowcount
+
+    # ------------------------------------------------------------------ plans and results
+    def get_plan(self, correlation_id: str) -> tuple[str, str] | None:
+        row = self._conn().execute("SELECT alert, decision FROM plans WHERE correlation_id=?",
+                                   (correlation_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def has_result(self, result_id: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM results WHERE id=?", (result_id,)).fetchone() is not None
+
+    def record_result(self, result_id: str, correlation_id: str | None, body: dict[str, Any],
+                      events: Iterable[CloudEvent]) -> bool:
+        """Record a result and enqueue what follows from it, atomically. False if already seen."""
+        now = time.time()
+        with _Tx(self._conn()) as c:
+            cur = c.execute("INSERT OR IGNORE INTO results(id, correlation_id, body, received) VALUES(?,?,?,?)",
+                            (result_id, correlation_id, json.dumps(body, default=str), now))
+            if cur.rowcount == 0:
+                return False
+            for ev in events:
+                self._insert_event(c, ev, now)
+            if correlation_id:
+                c.execute("UPDATE plans SET updated=? WHERE correlation_id=?", (now, correlation_id))
+        return True
+
+    # ------------------------------------------------------------------ inspection
+    def stats(self) -> dict[str, Any]:
+        c = self._conn()
+        now = time.time()
+        out: dict[str, Any] = {"path": self.path}
+        out["inbox"] = dict(c.execute("SELECT state, count(*) FROM inbox GROUP BY state").fetchall())
+        out["events"] = dict(c.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
+        (oldest,) = c.execute("SELECT min(created) FROM events WHERE state='pending'").fetchone()
+        (oldest_in,) = c.execute("SELECT min(received) FROM inbox WHERE state='pending'").fetchone()
+        out["oldest_pending_event_age_s"] = round(now - oldest, 3) if oldest else 0.0
+        out["oldest_pending_alert_age_s"] = round(now - oldest_in, 3) if oldest_in else 0.0
+        out["plans"] = c.execute("SELECT count(*) FROM plans").fetchone()[0]
+        out["results"] = c.execute("SELECT count(*) FROM results").fetchone()[0]
+        return out
+
+    def events(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        q = ("SELECT id, type, lambdafunction, correlation_id, state, attempts, last_error, created, delivered_at "
+             "FROM events")
+        args: tuple = ()
+        if state:
+            q += " WHERE state=?"
+            args = (state,)
+        q += " ORDER BY created DESC LIMIT ?"
+        cols = ["id", "type", "lambdafunction", "correlation_id", "state", "attempts", "last_error", "created",
+                "delivered_at"]
+        return [dict(zip(cols, r)) for r in self._conn().execute(q, args + (limit,)).fetchall()]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def path_from_env(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("OUTBOX_DB"):
+        return Path(env["OUTBOX_DB"])
+    return Path(env.get("STATE_DIR") or ".agent-sre") / "outbox.db"
+
+
+class Worker:
+    """Background delivery: resumes pending alerts, sends due events with retries, hands replies on.
+
+    ``send(event) -> reply | None`` raises on failure (BrokerError or anything else: both retried);
+    ``on_reply(reply)`` runs before the event is marked delivered, so a crash in between only
+    means the event goes out again with the same id; ``resume(rows)`` processes inbox rows.
+    """
+
+    def __init__(self, outbox: Outbox, send: Callable[[CloudEvent], CloudEvent | None],
+                 on_reply: Callable[[CloudEvent], Any] | None = None,
+                 resume: Callable[[list[tuple[int, str]]], Any] | None = None,
+                 on_dead: Callable[[CloudEvent, str, int], Any] | None = None,
+                 on_delivered: Callable[[CloudEvent, int], Any] | None = None,
+                 retry: Retry | None = None, poll_s: float = 0.5, concurrency: int = 4, batch: int = 64):
+        self.outbox = outbox
+        self.send = send
+        self.on_reply = on_reply
+        self.resume = resume
+        self.on_dead = on_dead
+        self.on_delivered = on_delivered
+        self.retry = retry or Retry.from_env()
+        self.poll_s = poll_s
+        self.batch = batch
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="outbox-send")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Worker":
+        if self._thread is None:
+            self.outbox.reclaim_dead_owners()
+            self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+            self._thread.start()
+        return self
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # noqa: BLE001 - the worker must survive a bad row or a locked DB
+                log.exception("outbox worker iteration failed")
+                busy = False
+            if not busy:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    def run_once(self) -> bool:
+        """One round: resume abandoned alerts, then deliver one batch of due events."""
+        busy = False
+        if self.resume is not None:
+            rows = self.outbox.claim_alerts(self.batch)
+            if rows:
+                busy = True
+                self.resume(rows)
+        rows = self.outbox.claim_events(self.batch)
+        if rows:
+            busy = True
+            list(self._pool.map(self._deliver, rows))
+        return busy
+
+    def _deliver(self, row: tuple[str, str, int]) -> None:
+        event_id, body, attempts = row
+        try:
+            event = event_from_body(body)
+        except ce.CloudEventError as e:
+            self.outbox.failed(event_id, f"stored event unreadable: {e}", Retry(max_attempts=1))
+            return
+        try:
+            reply = self.send(event)
+            if reply is not None and self.on_reply is not None:
+                self.on_reply(reply)
+        except Exception as e:  # noqa: BLE001 - every failure is retried, then dead-lettered
+            dead, n = self.outbox.failed(event_id, str(e), self.retry)
+            if dead:
+                log.error("event %s (%s) dead-lettered after %d attempts: %s", event_id, event.get_type(), n, e)
+                if self.on_dead is not None:
+                    self.on_dead(event, str(e), n)
+            else:
+                log.warning("delivery of %s failed (attempt %d), will retry: %s", event_id, n, e)
+            return
+        self.outbox.delivered(event_id)
+        if self.on_delivered is not None:
+            self.on_delivered(event, attempts + 1)

@@ -1,0 +1,170 @@
+"""The safety policy: one YAML file (``POLICY_PATH``, or the packaged ``data/policy.yaml``).
+
+Everything the gate enforces that an operator may tune lives here: the mode (execute, dry_run,
+suggest), per-function switches, confidence thresholds and cooldowns, namespace lists, dedup
+window, budgets, storm and loop breakers. Unknown keys are errors: a typo must not silently
+loosen the policy.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import catalog
+
+Mode = Literal["execute", "dry_run", "suggest"]
+# Higher is more restrictive; the effective mode is the most restrictive that applies.
+_STRICTNESS = {"execute": 0, "dry_run": 1, "suggest": 2}
+
+
+def strictest(*modes: Mode | None) -> Mode:
+    given = [m for m in modes if m]
+    return max(given, key=_STRICTNESS.__getitem__) if given else "dry_run"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionPolicy(_Strict):
+    enabled: bool | None = None
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    cooldown_seconds: float | None = Field(default=None, ge=0)
+    mode: Mode | None = None
+
+
+class Defaults(_Strict):
+    enabled: bool = True
+    min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    cooldown_seconds: float = Field(default=300, ge=0)
+
+
+class Namespaces(_Strict):
+    allow: list[str] = Field(default_factory=list)
+    deny_mutating: list[str] = Field(default_factory=lambda: ["kube-system", "flux-system"])
+    harmless: list[str] = Field(default_factory=lambda: [
+        "flux-reconcile-kustomization", "flux-reconcile-gitrepository", "flux-reconcile-helmrelease"])
+    deny: list[str] = Field(default_factory=list)
+
+
+class Budget(_Strict):
+    per_target_per_hour: int = Field(default=3, ge=0)
+    global_per_hour: int = Field(default=30, ge=0)
+
+
+class Storm(_Strict):
+    distinct_targets: int = Field(default=20, ge=1)
+    window_seconds: float = Field(default=300, gt=0)
+
+
+class Loop(_Strict):
+    max_returns: int = Field(default=3, ge=1)
+    window_seconds: float = Field(default=86400, gt=0)
+
+
+class Policy(_Strict):
+    version: int = 1
+    mode: Mode = "dry_run"
+    defaults: Defaults = Field(default_factory=Defaults)
+    functions: dict[str, FunctionPolicy] = Field(default_factory=dict)
+    namespaces: Namespaces = Field(default_factory=Namespaces)
+    dedup_seconds: float = Field(default=7 * 86400, gt=0)
+    budget: Budget = Field(default_factory=Budget)
+    storm: Storm = Field(default_factory=Storm)
+    loop: Loop = Field(default_factory=Loop)
+
+    @model_validator(mode="after")
+    def _known_functions(self) -> "Policy":
+        known = set(catalog.function_names())
+        for name in list(self.functions) + list(self.namespaces.harmless):
+            if name not in known:
+                raise ValueError(f"policy names unknown function {name!r}; known: {', '.join(sorted(known))}")
+        return self
+
+    # ------------------------------------------------------------------ per function
+    def _fn(self, name: str) -> FunctionPolicy:
+        return self.functions.get(name) or FunctionPolicy()
+
+    def enabled(self, name: str) -> bool:
+        v = self._fn(name).enabled
+        return self.defaults.enabled if v is None else v
+
+    def min_confidence(self, name: str) -> float:
+        v = self._fn(name).min_confidence
+        return self.defaults.min_confidence if v is None else v
+
+    def cooldown(self, name: str) -> float:
+        v = self._fn(name).cooldown_seconds
+        return self.defaults.cooldown_seconds if v is None else v
+
+    def mode_for(self, name: str) -> Mode:
+        return strictest(self.mode, self._fn(name).mode)
+
+    def with_overrides(self, **changes: Any) -> "Policy":
+        """A copy with top-level fields replaced (nested models may be given as dicts)."""
+        doc = self.model_dump()
+        for k, v in changes.items():
+            if isinstance(v, dict) and isinstance(doc.get(k), dict):
+                doc[k] = {**doc[k], **v}
+            else:
+                doc[k] = v
+        return Policy.model_validate(doc)
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def default_policy_text() -> str:
+    return (resources.files("agent_sre") / "data" / "policy.yaml").read_text()
+
+
+_DEFAULT: Policy | None = None
+
+
+def default() -> Policy:
+    """The packaged policy (cached), without environment overrides."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = parse(default_policy_text(), "packaged policy.yaml")
+    return _DEFAULT
+
+
+def parse(text: str, origin: str = "policy") -> Policy:
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise PolicyError(f"{origin}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{origin}: expected a mapping at the top level")
+    try:
+        return Policy.model_validate(doc)
+    except ValidationError as e:
+        why = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'policy'}: {err['msg']}" for err in e.errors()[:5])
+        raise PolicyError(f"{origin}: {why}") from None
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Policy:
+    """The policy from ``path``, else ``POLICY_PATH``, else the packaged default; then ``DRY_RUN``
+    (true: dry_run, false: execute) replaces the mode unless the policy says suggest."""
+    env = os.environ if env is None else env
+    path = path or env.get("POLICY_PATH") or None
+    if path:
+        p = Path(path)
+        policy = parse(p.read_text(), str(p))
+    else:
+        policy = parse(default_policy_text(), "packaged policy.yaml")
+    dry = env.get("DRY_RUN")
+    if dry is not None and policy.mode != "suggest":
+        policy = policy.with_overrides(mode="dry_run" if _env_bool(dry) else "execute")
+    return policy

@@ -1,0 +1,362 @@
+"""Durable gate state: dedup, cooldowns, budgets, the storm and the loop breaker.
+
+The check and the reservation happen in one atomic step, so two replicas (or two threads) that
+see the same alert at the same moment cannot both act:
+
+* SQLite (default; ``STATE_DIR``/``STATE_DB``): WAL, one ``BEGIN IMMEDIATE`` transaction per
+  reservation, which serialises writers across processes sharing the file.
+* Redis (``REDIS_URL``, optional ``redis`` package): one Lua script per reservation, which Redis
+  runs atomically; shared by every replica that points at it.
+
+Tables (SQLite): ``actions`` holds one row per allowed plan step of an alert occurrence
+(primary key alert_key + step: the dedup record), with function, target, fingerprint, whether
+it mutates and when; cooldowns, budgets and the loop breaker are queries over it. ``signals``
+holds, per target, the last time it fired or failed (the storm breaker counts distinct recent
+targets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the gate wants to reserve for one plan step of one alert occurrence."""
+
+    alert_key: str
+    fingerprint: str
+    step: int
+    function: str
+    target: str
+    params: dict[str, Any]
+    mutating: bool
+    mode: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    dedup_seconds: float = 7 * 86400
+    cooldown_seconds: float = 300
+    per_target_per_hour: int = 3
+    global_per_hour: int = 30
+    storm_targets: int = 20
+    storm_window_seconds: float = 300
+    loop_max_returns: int = 3
+    loop_window_seconds: float = 86400
+
+
+@dataclass(frozen=True)
+class Reserved:
+    ok: bool
+    code: str  # ok | duplicate | storm | loop | cooldown | budget_target | budget_global
+    reason: str
+    prior: dict[str, Any] | None = None
+
+
+class StateStore(Protocol):
+    def reserve(self, action: Action, limits: Limits, now: float | None = None) -> Reserved: ...
+
+    def signal(self, target: str, now: float | None = None) -> None:
+        """A target fired or its remediation failed (feeds the storm breaker)."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+HOUR = 3600.0
+
+
+def _refusal_reason(code: str, a: Action, limits: Limits, n: float | int) -> str:
+    if code == "storm":
+        return (f"storm breaker: {int(n)} distinct targets fired or failed in the last "
+                f"{int(limits.storm_window_seconds)}s (limit {limits.storm_targets}); no mutating action")
+    if code == "loop":
+        return (f"loop breaker: alert {a.fingerprint} came back after {int(n)} remediations in "
+                f"{int(limits.loop_window_seconds)}s (limit {limits.loop_max_returns}); stop and escalate")
+    if code == "cooldown":
+        return (f"cooldown: {a.function} acted on {a.target} {n:.0f}s ago "
+                f"(cooldown {int(limits.cooldown_seconds)}s)")
+    if code == "budget_target":
+        return f"budget: {int(n)} mutating actions on {a.target} in the last hour (limit {limits.per_target_per_hour})"
+    if code == "budget_global":
+        return f"budget: {int(n)} mutating actions in the last hour overall (limit {limits.global_per_hour})"
+    return code
+
+
+# --------------------------------------------------------------------------- SQLite
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+  alert_key   TEXT NOT NULL,
+  step        INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  function    TEXT NOT NULL,
+  target      TEXT NOT NULL,
+  params      TEXT NOT NULL,
+  mutating    INTEGER NOT NULL,
+  mode        TEXT NOT NULL,
+  ts          REAL NOT NULL,
+  PRIMARY KEY (alert_key, step)
+);
+CREATE INDEX IF NOT EXISTS actions_fn_target ON actions (function, target, ts);
+CREATE INDEX IF NOT EXISTS actions_target ON actions (target, mutating, ts);
+CREATE INDEX IF NOT EXISTS actions_fp ON actions (fingerprint, mutating, ts);
+CREATE INDEX IF NOT EXISTS actions_ts ON actions (mutating, ts);
+CREATE TABLE IF NOT EXISTS signals (
+  target TEXT PRIMARY KEY,
+  ts     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_ts ON signals (ts);
+"""
+
+
+def connect(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connection:
+    """A SQLite connection in WAL mode, autocommit (explicit BEGIN IMMEDIATE for writes).
+
+    ``synchronous=NORMAL``: a committed transaction survives the process being killed (the
+    write is in the OS); only a power loss can drop the last few, which is the usual WAL trade."""
+    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+class _Tx:
+    """``with _Tx(conn):`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+class SQLiteState:
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._calls = 0
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def reserve(self, action: Action, limits: Limits, now: float | None = None) -> Reserved:
+        now = time.time() if now is None else now
+        a = action
+        conn = self._conn()
+        with _Tx(conn) as c:
+            if a.step == 0:
+                c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
+                          "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (a.target, now))
+            row = c.execute("SELECT function, target, params, mode, ts FROM actions WHERE alert_key=? AND step=? "
+                            "AND ts>?", (a.alert_key, a.step, now - limits.dedup_seconds)).fetchone()
+            if row is not None:
+                prior = {"function": row[0], "target": row[1], "params": json.loads(row[2]), "mode": row[3],
+                         "ts": row[4]}
+                return Reserved(False, "duplicate",
+                                f"duplicate: this alert occurrence (step {a.step}) was already handled "
+                                f"{now - row[4]:.0f}s ago by {row[0]} on {row[1]}", prior)
+            refusal = self._limits(c, a, limits, now)
+            if refusal is not None:
+                return refusal
+            c.execute("INSERT INTO actions(alert_key, step, fingerprint, function, target, params, mutating, mode, ts) "
+                      "VALUES(?,?,?,?,?,?,?,?,?)",
+                      (a.alert_key, a.step, a.fingerprint, a.function, a.target,
+                       json.dumps(a.params, sort_keys=True), int(a.mutating), a.mode, now))
+        self._calls += 1
+        if self._calls % 500 == 0:
+            self.prune(limits, now)
+        return Reserved(True, "ok", "reserved")
+
+    @staticmethod
+    def _limits(c: sqlite3.Connection, a: Action, limits: Limits, now: float) -> Reserved | None:
+        if a.mutating:
+            (n,) = c.execute("SELECT count(*) FROM signals WHERE ts>?", (now - limits.storm_window_seconds,)).fetchone()
+            if n >= limits.storm_targets:
+                return Reserved(False, "storm", _refusal_reason("storm", a, limits, n))
+            (n,) = c.execute("SELECT count(DISTINCT alert_key) FROM actions WHERE fingerprint=? AND mutating=1 "
+                             "AND alert_key<>? AND ts>?",
+                             (a.fingerprint, a.alert_key, now - limits.loop_window_seconds)).fetchone()
+            if n >= limits.loop_max_returns:
+                return Reserved(False, "loop", _refusal_reason("loop", a, limits, n))
+        if limits.cooldown_seconds > 0:
+            (last,) = c.execute("SELECT max(ts) FROM actions WHERE function=? AND target=? AND ts>?",
+                                (a.function, a.target, now - limits.cooldown_seconds)).fetchone()
+            if last is not None:
+                return Reserved(False, "cooldown", _refusal_reason("cooldown", a, limits, now - last))
+        if a.mutating:
+            (n,) = c.execute("SELECT count(*) FROM actions WHERE target=? AND mutating=1 AND ts>?",
+                             (a.target, now - HOUR)).fetchone()
+            if n >= limits.per_target_per_hour:
+                return Reserved(False, "budget_target", _refusal_reason("budget_target", a, limits, n))
+            (n,) = c.execute("SELECT count(*) FROM actions WHERE mutating=1 AND ts>?", (now - HOUR,)).fetchone()
+            if n >= limits.global_per_hour:
+                return Reserved(False, "budget_global", _refusal_reason("budget_global", a, limits, n))
+        return None
+
+    def signal(self, target: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with _Tx(self._conn()) as c:
+            c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
+                      "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (target, now))
+
+    def prune(self, limits: Limits, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        keep = max(limits.dedup_seconds, limits.loop_window_seconds, HOUR, limits.cooldown_seconds)
+        with _Tx(self._conn()) as c:
+            c.execute("DELETE FROM actions WHERE ts<?", (now - keep,))
+            c.execute("DELETE FROM signals WHERE ts<?", (now - max(limits.storm_window_seconds, HOUR),))
+
+    def stats(self) -> dict[str, Any]:
+        c = self._conn()
+        now = time.time()
+        (actions,) = c.execute("SELECT count(*) FROM actions").fetchone()
+        (mut,) = c.execute("SELECT count(*) FROM actions WHERE mutating=1 AND ts>?", (now - HOUR,)).fetchone()
+        (sig,) = c.execute("SELECT count(*) FROM signals").fetchone()
+        return {"backend": "sqlite", "path": self.path, "actions": actions, "mutating_last_hour": mut,
+                "targets_signalled": sig}
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+# --------------------------------------------------------------------------- Redis
+
+# KEYS: none (built from ARGV[1] prefix so one script serves every key).
+# ARGV: prefix, now, action JSON, limits JSON. Returns {code, detail-number, prior-json}.
+_LUA = r"""
+local p = ARGV[1]
+local now = tonumber(ARGV[2])
+local a = cjson.decode(ARGV[3])
+local l = cjson.decode(ARGV[4])
+local sig = p .. 'signals'
+if a.step == 0 then
+  local old = redis.call('ZSCORE', sig, a.target)
+  if (not old) or tonumber(old) < now then redis.call('ZADD', sig, now, a.target) end
+end
+redis.call('ZREMRANGEBYSCORE', sig, '-inf', now - math.max(l.storm_window_seconds, 3600))
+local dkey = p .. 'dedup:' .. a.alert_key .. ':' .. a.step
+local prior = redis.call('GET', dkey)
+if prior then return {'duplicate', 0, prior} end
+if a.mutating then
+  local n = redis.call('ZCOUNT', sig, '(' .. (now - l.storm_window_seconds), '+inf')
+  if n >= l.storm_targets then return {'storm', n, ''} end
+  local lkey = p .. 'loop:' .. a.fingerprint
+  redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now - l.loop_window_seconds)
+  local m = redis.call('ZCARD', lkey)
+  if redis.call('ZSCORE', lkey, a.alert_key) then m = m - 1 end
+  if m >= l.loop_max_returns then return {'loop', m, ''} end
+end
+local ckey = p .. 'cool:' .. a['function'] .. ':' .. a.target
+if l.cooldown_seconds > 0 then
+  local last = redis.call('GET', ckey)
+  if last and tonumber(last) > now - l.cooldown_seconds then return {'cooldown', tostring(now - tonumber(last)), ''} end
+end
+local tkey = p .. 'budget:' .. a.target
+local gkey = p .. 'budget:global'
+local member = a.alert_key .. ':' .. a.step
+if a.mutating then
+  redis.call('ZREMRANGEBYSCORE', tkey, '-inf', now - 3600)
+  local n = redis.call('ZCARD', tkey)
+  if n >= l.per_target_per_hour then return {'budget_target', n, ''} end
+  redis.call('ZREMRANGEBYSCORE', gkey, '-inf', now - 3600)
+  n = redis.call('ZCARD', gkey)
+  if n >= l.global_per_hour then return {'budget_global', n, ''} end
+end
+local doc = cjson.encode({['function'] = a['function'], target = a.target, params = a.params, mode = a.mode, ts = now})
+redis.call('SET', dkey, doc, 'PX', math.floor(l.dedup_seconds * 1000))
+if l.cooldown_seconds > 0 then
+  redis.call('SET', ckey, tostring(now), 'PX', math.floor(l.cooldown_seconds * 1000))
+end
+if a.mutating then
+  redis.call('ZADD', tkey, now, member)
+  redis.call('EXPIRE', tkey, 3700)
+  redis.call('ZADD', gkey, now, member)
+  local lkey = p .. 'loop:' .. a.fingerprint
+  redis.call('ZADD', lkey, now, a.alert_key)
+  redis.call('EXPIRE', lkey, math.floor(l.loop_window_seconds) + 60)
+end
+return {'ok', 0, ''}
+"""
+
+
+class RedisState:
+    """The same semantics as SQLiteState on a shared Redis (one atomic Lua script per reservation)."""
+
+    def __init__(self, url: str, prefix: str = "agent-sre:"):
+        import redis  # optional dependency: pip install 'agent-sre[redis]'
+
+        self.url = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url)
+        self._script = self.client.register_script(_LUA)
+
+    def reserve(self, action: Action, limits: Limits, now: float | None = None) -> Reserved:
+        now = time.time() if now is None else now
+        code, n, prior = self._script(args=[self.prefix, repr(now), json.dumps(asdict(action)),
+                                            json.dumps(asdict(limits))])
+        code = code.decode() if isinstance(code, bytes) else code
+        if code == "ok":
+            return Reserved(True, "ok", "reserved")
+        if code == "duplicate":
+            doc = json.loads(prior)
+            return Reserved(False, "duplicate",
+                            f"duplicate: this alert occurrence (step {action.step}) was already handled "
+                            f"{now - float(doc['ts']):.0f}s ago by {doc['function']} on {doc['target']}", doc)
+        n = float(n.decode() if isinstance(n, bytes) else n)
+        return Reserved(False, code, _refusal_reason(code, action, limits, n))
+
+    def signal(self, target: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.client.zadd(self.prefix + "signals", {target: now}, gt=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": "redis", "url": self.url.split("@")[-1],
+                "mutating_last_hour": self.client.zcount(self.prefix + "budget:global", time.time() - HOUR, "+inf"),
+                "targets_signalled": self.client.zcard(self.prefix + "signals")}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --------------------------------------------------------------------------- from the environment
+
+
+def state_dir(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("STATE_DIR") or ".agent-sre")
+
+
+def from_env(env: dict[str, str] | None = None) -> StateStore:
+    """``REDIS_URL`` → RedisState; else SQLite at ``STATE_DB`` or ``STATE_DIR``/state.db."""
+    env = os.environ if env is None else env
+    if env.get("REDIS_URL"):
+        return RedisState(env["REDIS_URL"])
+    return SQLiteState(env.get("STATE_DB") or state_dir(env) / "state.db")
