@@ -86,6 +86,22 @@ def demo(
     run_demo(file, json_out=json_out)
 
 
+@app.command("serve-reasoning")
+def serve_reasoning(
+    host: str = typer.Option("0.0.0.0", envvar="HOST"),
+    port: int = typer.Option(8080, envvar="PORT"),
+    model_path: Optional[Path] = typer.Option(None, envvar="MODEL_PATH", help="exported TRM (default: packaged)"),
+) -> None:
+    """Run trm-reasoning, the TRM as an HTTP service (env: PORT, MODEL_PATH, TRM_THRESHOLD, BATCH_MAX,
+    BATCH_WAIT_MS, TORCH_THREADS)."""
+    import uvicorn
+
+    from .reasoning.service import create_app
+
+    uvicorn.run(create_app(model_dir=model_path), host=host, port=port,
+                log_level=os.environ.get("LOG_LEVEL", "info").lower())
+
+
 @app.command("serve-function")
 def serve_function(
     host: str = typer.Option("0.0.0.0", envvar="HOST"),

@@ -2,14 +2,18 @@
 
 Order: static annotations → TRM → LLM → rules → no action. Resolved alerts get no action before
 any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
-recorded in ``Decision.fallthrough`` and the next stage is asked.
+recorded in ``Decision.fallthrough`` and the next stage is asked. Each stage call is bounded by its
+own time budget (``stage_timeout``: TRM_TIMEOUT_MS, LLM_TIMEOUT_MS, ...); over budget it falls through.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable, Iterable
 
 from ..alerts import Alert
 from ..decision import Decision, InvalidProposal, no_action
@@ -50,6 +54,51 @@ def build_stages(strategy: str = "chain") -> list[Stage]:
     return stages
 
 
+class StageTimeout(Abstain):
+    """The stage did not answer within its time budget; the chain moved on without it."""
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chain-stage")
+        return _POOL
+
+
+def stage_timeout(stage: Stage) -> float | None:
+    """Seconds a stage may take per call: ``<NAME>_TIMEOUT_MS`` (e.g. TRM_TIMEOUT_MS, LLM_TIMEOUT_MS)
+    when the stage has no budget of its own (``timeout_s``: the remote TRM and the LLM derive it from
+    their HTTP timeouts), else none. A stage over budget is abandoned (its thread finishes in the
+    background) and recorded as ``<name>: timed out after N ms``."""
+    own = getattr(stage, "timeout_s", None)
+    if own:
+        return float(own)
+    v = os.environ.get(f"{stage.name.upper()}_TIMEOUT_MS", "").strip()
+    try:
+        return float(v) / 1000 if v and float(v) > 0 else None
+    except ValueError:
+        log.warning("ignoring %s_TIMEOUT_MS=%r (not a number)", stage.name.upper(), v)
+        return None
+
+
+def _bounded(fn: Callable[..., Any], arg: Any, timeout: float | None) -> Any:
+    if timeout is None:
+        return fn(arg)
+    fut = _pool().submit(fn, arg)
+    try:
+        return fut.result(timeout=timeout)
+    except FutureTimeout:
+        fut.cancel()
+        log.warning("stage %s timed out after %.0f ms", getattr(fn, "name", getattr(fn, "__qualname__", fn)),
+                    timeout * 1000)
+        raise StageTimeout(f"timed out after {timeout * 1000:.0f} ms") from None
+
+
 def _reason(stage: Stage, err: BaseException) -> str:
     if isinstance(err, Abstain):
         return f"{stage.name}: {err}"
@@ -79,16 +128,17 @@ class Chain:
             if not pending:
                 break
             batch_fn = getattr(stage, "batch", None)
+            timeout = stage_timeout(stage)
             if batch_fn is not None and len(pending) > 1:
                 try:
-                    results = batch_fn([alerts[i] for i in pending])
+                    results = _bounded(batch_fn, [alerts[i] for i in pending], timeout)
                 except Exception as e:  # noqa: BLE001 - a stage must never take the chain down
                     results = [e] * len(pending)
             else:
                 results = []
                 for i in pending:
                     try:
-                        results.append(stage(alerts[i]))
+                        results.append(_bounded(stage, alerts[i], timeout))
                     except Exception as e:  # noqa: BLE001
                         results.append(e)
             still = []

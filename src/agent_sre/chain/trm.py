@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..alerts import Alert
-from ..decision import Decision
+from ..decision import Decision, InvalidProposal, Method, validated
 from .base import Abstain
 
 
@@ -22,11 +22,20 @@ def default_model_path() -> Path | None:
 
 
 class TRMStage:
-    """Loads the predictor on first use, so `select --strategy rules` never pays for torch."""
+    """Loads the predictor on first use, so `select --strategy rules` never pays for torch.
+
+    With ``api_url`` (default ``TRM_API_URL``) the stage asks the trm-reasoning service instead
+    (``RemoteTRM``); the in-process path below is then unused."""
 
     name = "trm"
 
-    def __init__(self, model_path: Path | None = None, threshold: float | None = None):
+    def __new__(cls, model_path: Path | None = None, threshold: float | None = None, api_url: str | None = None):
+        url = api_url if api_url is not None else os.environ.get("TRM_API_URL", "").strip()
+        if url and cls is TRMStage:
+            return RemoteTRM(url)
+        return super().__new__(cls)
+
+    def __init__(self, model_path: Path | None = None, threshold: float | None = None, api_url: str | None = None):
         self.model_path = model_path or default_model_path()
         self.threshold = threshold
         self._inner = None
@@ -65,3 +74,101 @@ class TRMStage:
             except Exception as e:
                 out.append(e)
         return out
+
+
+# ---------------------------------------------------------------------------- remote (TRM_API_URL)
+
+
+def _env_ms(name: str, default_ms: float) -> float:
+    v = os.environ.get(name, "").strip()
+    try:
+        return (float(v) if v else default_ms) / 1000
+    except ValueError:
+        return default_ms / 1000
+
+
+class RemoteTRM:
+    """Stage ``trm`` backed by the trm-reasoning service: ``POST {TRM_API_URL}/v1/decide`` (one alert) or
+    ``/v1/decide/batch``. The service's answer is validated again here against the catalog: nothing
+    from the wire is trusted. Service down → ``Abstain("service unreachable ...")``; slow → abstain with
+    the timeout (``TRM_TIMEOUT_MS``, default 2000; connect ``TRM_CONNECT_TIMEOUT_MS``, default 500)."""
+
+    name = "trm"
+
+    def __init__(self, url: str, timeout_s: float | None = None, connect_timeout_s: float | None = None,
+                 transport=None):
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.http_timeout_s = timeout_s if timeout_s is not None else _env_ms("TRM_TIMEOUT_MS", 2000)
+        connect = connect_timeout_s if connect_timeout_s is not None else _env_ms("TRM_CONNECT_TIMEOUT_MS", 500)
+        connect = min(connect, self.http_timeout_s)
+        # The chain's budget for this stage: the HTTP timeouts fire first and say what happened.
+        self.timeout_s = connect + self.http_timeout_s + 0.25
+        self._httpx = httpx
+        self._http = httpx.Client(timeout=httpx.Timeout(self.http_timeout_s, connect=connect), transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, path: str, payload) -> object:
+        httpx = self._httpx
+        try:
+            r = self._http.post(self.url + path, json=payload)
+        except httpx.TimeoutException as e:
+            raise Abstain(f"service timed out after {self.http_timeout_s * 1000:.0f} ms ({type(e).__name__}) "
+                          f"at {self.url}") from None
+        except httpx.HTTPError as e:
+            raise Abstain(f"service unreachable at {self.url} ({type(e).__name__}: {e})") from None
+        if r.status_code != 200:
+            try:
+                why = r.json().get("error", r.text)
+            except ValueError:
+                why = r.text
+            raise Abstain(f"service answered HTTP {r.status_code}: {str(why)[:200]}")
+        try:
+            return r.json()
+        except ValueError:
+            raise Abstain(f"service answered non-JSON: {r.text[:120]!r}") from None
+
+    @staticmethod
+    def _payload(alert: Alert) -> dict:
+        return alert.model_dump(mode="json", exclude_none=True)
+
+    @staticmethod
+    def _decision(doc: object) -> Decision | Exception:
+        if not isinstance(doc, dict):
+            return Abstain("service answered a non-object decision")
+        if doc.get("abstained"):
+            return Abstain(str(doc.get("reason") or "service abstained"))
+        fn = doc.get("lambda_function")
+        conf = float(doc.get("confidence") or 0.0)
+        iters = doc.get("iterations")
+        if fn in (None, ""):
+            return Decision(lambda_function=None, reasoning=str(doc.get("reasoning") or "trm: no remediation"),
+                            confidence=min(max(conf, 0.0), 1.0), method=Method.TRM, iterations=iters)
+        plan = [dict(s) for s in doc.get("plan") or [] if isinstance(s, dict)]
+        try:
+            return validated(fn, doc.get("parameters") or {}, method=Method.TRM,
+                             reasoning=str(doc.get("reasoning") or ""), confidence=conf, plan=plan or None,
+                             iterations=iters if isinstance(iters, int) else None)
+        except InvalidProposal as e:
+            return e
+        except (TypeError, ValueError) as e:
+            return InvalidProposal(f"service answer malformed: {e}")
+
+    def __call__(self, alert: Alert) -> Decision:
+        r = self._decision(self._post("/v1/decide", self._payload(alert)))
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    def batch(self, alerts: list[Alert]) -> list[Decision | Exception]:
+        try:
+            doc = self._post("/v1/decide/batch", [self._payload(a) for a in alerts])
+        except Abstain as e:
+            return [e] * len(alerts)
+        docs = doc.get("decisions") if isinstance(doc, dict) else None
+        if not isinstance(docs, list) or len(docs) != len(alerts):
+            return [Abstain("service answered a batch of the wrong size")] * len(alerts)
+        return [self._decision(d) for d in docs]
