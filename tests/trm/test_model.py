@@ -200,3 +200,11 @@ def test_preset_parameter_counts(capsys):
     assert 6.5e6 < net < 7.5e6  # the paper's ~7M network
     assert 9e6 < total < 12e6
     assert counts["cpu"][0] < 2e6 and counts["tiny"][0] < counts["cpu"][0]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()  # tiny tensors: threads only add overhead (see test_train.py)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
