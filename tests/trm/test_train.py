@@ -193,3 +193,33 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    from agent_sre.trm.train import _lr_at
+    c = tcfg(lr=1.0, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert _lr_at(c, 0, 0.0) == pytest.approx(0.1)  # warm-up
+    assert _lr_at(c, 9, 0.0) == pytest.approx(1.0)
+    assert _lr_at(c, 100, 0.5) == pytest.approx(0.55)
+    assert _lr_at(c, 100, 1.0) == pytest.approx(0.1)
+    assert _lr_at(tcfg(lr=1.0, warmup_steps=1), 100, 0.9) == 1.0  # constant
+
+
+def test_accepts_datasets_and_restores_thread_count(tmp_path):
+    from torch.utils.data import Dataset, TensorDataset
+
+    X, Y = match_task(16)
+
+    class Pairs(Dataset):
+        def __len__(self):
+            return len(X)
+
+        def __getitem__(self, i):
+            return X[i], Y[i]
+
+    before = torch.get_num_threads()
+    a = train(cfg(), tcfg(epochs=1, num_threads=2), TensorDataset(X, Y), output_dir=tmp_path / "a",
+              progress=False)
+    assert torch.get_num_threads() == before
+    b = train(cfg(), tcfg(epochs=1), Pairs(), output_dir=tmp_path / "b", progress=False)
+    assert a["steps"] == b["steps"] and a["train_loss"] == pytest.approx(b["train_loss"])

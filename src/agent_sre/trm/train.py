@@ -183,12 +183,20 @@ def train(model_cfg: TRMConfig, train_cfg: TrainConfig, train_set: Any, val_set:
     """Train; writes output_dir/checkpoint.pt (every checkpoint_every steps and at the end) and
     output_dir/train_meta.json. Returns metrics. The EMA model is the one evaluated (and the one
     `checkpoint.model_from_checkpoint` returns for export)."""
-    tc, mc = train_cfg, model_cfg
+    threads_before = torch.get_num_threads()
+    if train_cfg.num_threads:
+        torch.set_num_threads(train_cfg.num_threads)
+    try:  # the thread count is process-global: put it back for whoever called us
+        return _train(model_cfg, train_cfg, train_set, val_set, output_dir, resume, progress, eval_fn)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_dir: str | Path,
+           resume: bool, progress: bool, eval_fn: Callable[[TRM], dict[str, float]] | None) -> dict[str, Any]:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _resolve_device(tc.device)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
     use_bf16 = tc.bf16 and device.type == "cuda"
 
     X, Y = as_tensors(train_set)
