@@ -192,6 +192,89 @@ class WebhookSink(_Server):
             return list(self.received)
 
 
+class _RelayHandler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        relay: Relay = self.server.owner  # type: ignore[attr-defined]
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        target = relay.route(self.path, headers)
+        status, out_headers, out_body = 404, {}, b"no subscriber"
+        if target is not None:
+            fwd = {k: v for k, v in headers.items() if k not in ("host", "content-length", "connection")}
+            try:
+                r = httpx.post(target + (self.path if relay.keep_path else ""), headers=fwd, content=raw, timeout=30)
+                status, out_body = r.status_code, r.content
+                out_headers = {k: v for k, v in r.headers.items()
+                               if k.lower().startswith("ce-") or k.lower() == "content-type"}
+            except httpx.HTTPError as e:
+                status, out_body = 502, str(e).encode()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        try:
+            reply: Any = json.loads(out_body) if out_body else None
+        except ValueError:
+            reply = out_body.decode(errors="replace")
+        with relay.lock:
+            relay.exchanges.append(Exchange(time.monotonic(), self.path, headers, body, target, status,
+                                            {k.lower(): v for k, v in out_headers.items()}, reply))
+        self.send_response(status)
+        for k, v in out_headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out_body)))
+        self.end_headers()
+        self.wfile.write(out_body)
+
+    def log_message(self, *args):
+        pass
+
+
+@dataclass
+class Exchange:
+    t: float
+    path: str
+    headers: dict[str, str]
+    body: Any
+    target: str | None
+    status: int
+    reply_headers: dict[str, str]
+    reply: Any
+
+
+class Relay(_Server):
+    """Records every POST and forwards it, returning the receiver's answer (a CloudEvent reply
+    included, as Knative does). ``route(path, headers)`` picks the receiver URL or None (404).
+
+    Stands in for the Knative Broker + Triggers on loopback (route on ``ce-type`` and
+    ``ce-lambdafunction`` exactly like the Trigger filters in deploy/), and for the network between
+    Alertmanager and the agent (to see what was delivered and what the agent answered)."""
+
+    def __init__(self, route: Callable[[str, dict[str, str]], str | None], keep_path: bool = False):
+        super().__init__(_RelayHandler)
+        self.route = route
+        self.keep_path = keep_path
+        self.exchanges: list[Exchange] = []
+        self.lock = threading.Lock()
+
+    def snapshot(self) -> list[Exchange]:
+        with self.lock:
+            return list(self.exchanges)
+
+
+def trigger_router(filters: list[tuple[dict[str, str], str]]) -> Callable[[str, dict[str, str]], str | None]:
+    """A router from Knative Trigger filters: each ``({attribute: value}, subscriber_url)``; binary
+    mode CloudEvents carry attributes as ``ce-<name>`` headers."""
+
+    def route(path: str, headers: dict[str, str]) -> str | None:
+        for attrs, url in filters:
+            if all(headers.get(f"ce-{k}") == v for k, v in attrs.items()):
+                return url
+        return None
+
+    return route
+
+
 # --------------------------------------------------------------------------- rule files
 
 
