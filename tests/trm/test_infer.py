@@ -1,0 +1,143 @@
+"""Predictor loading/abstaining and the TRM chain stage, on a tiny model trained in the test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from agent_sre import catalog
+from agent_sre.alerts import Alert
+from agent_sre.chain.base import Abstain
+from agent_sre.decision import Method
+from agent_sre.trm import dataset as ds
+from agent_sre.trm.checkpoint import ModelLoadError, export
+from agent_sre.trm.encoding import Tokenizer, default_priority_keys
+from agent_sre.trm.evaluate import encode_records, evaluate_records, format_report, plot_confusion, plot_reliability
+from agent_sre.trm.infer import Predictor, TRMStage
+from agent_sre.trm.model import TRM, TRMConfig
+from agent_sre.trm.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
+    d = tmp_path_factory.mktemp("trm")
+    recs = ds.generate(n=200, seed=5)
+    tok = Tokenizer.build([r["alert"] for r in recs], priority_keys=default_priority_keys())
+    X, Y = encode_records(tok, recs)
+    mc = TRMConfig.preset("tiny", seq_len=tok.seq_len, feature_vocab=tok.feature_vocab, n_out=tok.space.n_out)
+    tc = TrainConfig(lr=3e-3, epochs=1, max_steps=8, batch_size=32, warmup_steps=2, num_threads=1)
+    train(mc, tc, (X, Y), None, output_dir=d / "run", progress=False)
+    from agent_sre.trm.checkpoint import model_from_checkpoint
+
+    ema, _ = model_from_checkpoint(d / "run" / "checkpoint.pt")
+    export(ema, mc, d / "model", extra={"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash()})
+    return d / "model"
+
+
+@pytest.fixture(scope="module")
+def alerts():
+    return [ds.Alert.model_validate(r["alert"]) for r in ds.runbook_records()]
+
+
+def test_predict_batch_one_call(model_dir, alerts, monkeypatch):
+    p = Predictor.load(model_dir)
+    calls = []
+    orig = p.model.predict
+    monkeypatch.setattr(p.model, "predict", lambda x, **kw: calls.append(x.shape) or orig(x, **kw))
+    preds = p.predict_batch(alerts)
+    assert len(calls) == 1 and calls[0][0] == len(alerts)
+    assert len(preds) == len(alerts)
+    for pr in preds:
+        assert 0.0 <= pr.confidence <= 1.0
+        assert 1 <= pr.iterations <= 4
+        assert json.loads(pr.text)  # the model's text answer is JSON
+        assert (pr.decision is None) == (pr.error is not None)
+        if pr.decision is not None:
+            assert pr.decision.method is Method.TRM
+            assert pr.decision.iterations == pr.iterations
+
+
+def test_stage_abstains_below_threshold(model_dir, alerts):
+    strict = TRMStage.from_path(model_dir, threshold=1.01)  # nothing can reach it
+    with pytest.raises(Abstain, match="confidence|invalid"):
+        strict(alerts[0])
+    for r in strict.batch(alerts):
+        assert isinstance(r, Abstain) and ("confidence" in str(r) or "invalid" in str(r))
+    lax = TRMStage(strict.predictor, threshold=0.0)
+    for r in lax.batch(alerts):  # at threshold 0 only invalid output abstains
+        assert (isinstance(r, Abstain) and "invalid" in str(r)) or r.method is Method.TRM
+
+
+def test_stage_abstains_on_resolved(model_dir, alerts):
+    lax = TRMStage.from_path(model_dir, threshold=0.0)
+    assert lax.predictor.predict(alerts[0]).iterations >= 1
+    resolved = alerts[0].model_copy(update={"status": "resolved"})
+    with pytest.raises(Abstain, match="resolved"):
+        lax(resolved)
+
+
+def test_stage_decides_when_confident(alerts):
+    """A predictor whose model puts all mass on the runbook answer: the stage returns that decision."""
+    tok = Tokenizer.build([r["alert"] for r in ds.runbook_records()], min_count=1)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, rec):
+            super().__init__()
+            self.rec = rec
+
+        def predict(self, x, **kw):
+            y = tok.labels(self.rec["alert"], self.rec["expect"])
+            P = torch.zeros(1, tok.seq_len, tok.space.n_out)
+            for i, c in enumerate(y):
+                P[0, i, max(c, 0)] = 1.0
+            return {"probs": P, "steps": torch.tensor([3]), "q_halt": torch.tensor([0.99])}
+
+    rec = next(r for r in ds.runbook_records() if r["expect"]["lambda_function"] == "pod-check-status")
+    stage = TRMStage(Predictor(Oracle(rec), tok), threshold=0.9)
+    d = stage(Alert.model_validate(rec["alert"]))
+    assert d.lambda_function == "pod-check-status" and d.method is Method.TRM and d.iterations == 3
+    assert [s.lambda_function for s in d.plan] == ["pod-check-status", "pod-restart"]
+    assert d.plan[1].from_previous == ["name", "namespace"]
+
+
+def test_load_errors(model_dir, tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Predictor.load(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["extra"]["catalog_hash"] = "0000000000000000"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="catalog"):
+        Predictor.load(bad)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_dir, corrupt)
+    with open(corrupt / "model.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00garbage\x00")
+    with pytest.raises(ModelLoadError):
+        Predictor.load(corrupt)
+    (corrupt / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="missing"):
+        Predictor.load(corrupt)
+    # the chain's wrapper turns a broken model into an abstention, not a crash
+    from agent_sre.chain.trm import TRMStage as ChainStage
+
+    with pytest.raises(Abstain, match="unusable"):
+        ChainStage(model_path=corrupt)(Alert(labels={"alertname": "X"}))
+
+
+def test_evaluate_reports_and_plots(model_dir, tmp_path):
+    p = Predictor.load(model_dir)
+    recs = ds.generate(n=40, seed=21)
+    m = evaluate_records(p, recs, threshold=0.5)
+    assert m["n"] == 40
+    assert sum(map(sum, m["confusion"]["matrix"])) == 40
+    assert 0 <= m["calibration"]["ece"] <= 1
+    assert "REMEDIATIONS ON NO-ACTION" in format_report(m)
+    assert plot_confusion(m, tmp_path / "c.png").stat().st_size > 1000
+    assert plot_reliability(m, tmp_path / "r.png").stat().st_size > 1000
