@@ -58,15 +58,18 @@ def _params(model: torch.nn.Module):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_matches_uninterrupted_training(tmp_path):
-    X, Y = match_task(64)
+@pytest.mark.parametrize("interrupt", [dict(epochs=1), dict(epochs=3, max_steps=3)],
+                         ids=["epoch-boundary", "mid-epoch"])
+def test_resume_matches_uninterrupted_training(tmp_path, interrupt):
+    X, Y = match_task(96)
     full = train(cfg(), tcfg(epochs=3), (X, Y), output_dir=tmp_path / "full", progress=False)
-    part = train(cfg(), tcfg(epochs=1), (X, Y), output_dir=tmp_path / "part", progress=False)
+    part = train(cfg(), tcfg(**interrupt), (X, Y), output_dir=tmp_path / "part", progress=False)
     assert part["steps"] < full["steps"]
     resumed = train(cfg(), tcfg(epochs=3), (X, Y), output_dir=tmp_path / "part", resume=True,
                     progress=False)
     assert resumed["steps"] == full["steps"]
     assert resumed["sup_steps_hist"] == full["sup_steps_hist"]
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
     for key in ("model", "ema"):
