@@ -220,9 +220,10 @@ def test_accepts_datasets_and_restores_thread_count(tmp_path):
         def __getitem__(self, i):
             return X[i], Y[i]
 
-    before = torch.get_num_threads()
-    a = train(cfg(), tcfg(epochs=1, num_threads=2), TensorDataset(X, Y), output_dir=tmp_path / "a",
+    torch.set_num_threads(2)  # the caller's setting; training itself runs on 1 thread
+    a = train(cfg(), tcfg(epochs=1, num_threads=1), TensorDataset(X, Y), output_dir=tmp_path / "a",
               progress=False)
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
     b = train(cfg(), tcfg(epochs=1), Pairs(), output_dir=tmp_path / "b", progress=False)
     assert a["steps"] == b["steps"] and a["train_loss"] == pytest.approx(b["train_loss"])
