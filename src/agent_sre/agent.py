@@ -241,10 +241,10 @@ class Agent:
         self._record([("dead_letter", {**self._ev_doc(event), "error": error, "attempts": attempts},
                        data.get("correlation_id"), event.get_attributes().get("subject"))])
 
-    def _on_delivered(self, event: CloudEvent, attempts: int) -> None:
-        data = ce.data_of(event) or {}
-        self._record([("delivery", {"id": event.get_id(), "type": event.get_type(), "attempts": attempts},
-                       data.get("correlation_id"), event.get_attributes().get("subject"))])
+    def _on_delivered(self, done: list[tuple[CloudEvent, int]]) -> None:
+        self._record([("delivery", {"id": ev.get_id(), "type": ev.get_type(), "attempts": n},
+                       ev.get_attributes().get("correlationid"), ev.get_attributes().get("subject"))
+                      for ev, n in done])
 
     # ------------------------------------------------------------------ results in
     def _plan(self, corr: str | None) -> tuple[Alert, Decision] | None:

@@ -68,6 +68,8 @@ class Audit:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # (inode, size, last hash, next seq) after our last write: skips re-reading the tail
+        self._tail: tuple[int, int, str, int] | None = None
 
     def append(self, kind: str, data: dict[str, Any], *, correlation_id: str | None = None,
                alertname: str | None = None) -> dict[str, Any]:
@@ -81,24 +83,32 @@ class Audit:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                rfd = os.open(self.path, os.O_RDONLY)
-                try:
-                    last, torn = _last_complete(rfd)
-                finally:
-                    os.close(rfd)
-                prev = last["hash"] if last else GENESIS
-                seq = (last["seq"] + 1) if last else 0
+                st = os.fstat(fd)
+                if self._tail is not None and self._tail[:2] == (st.st_ino, st.st_size):
+                    prev, seq, torn = self._tail[2], self._tail[3], False  # nobody wrote since us
+                else:
+                    rfd = os.open(self.path, os.O_RDONLY)
+                    try:
+                        last, torn = _last_complete(rfd)
+                    finally:
+                        os.close(rfd)
+                    prev = last["hash"] if last else GENESIS
+                    seq = (last["seq"] + 1) if last else 0
                 out, chunks = [], [b"\n"] if torn else []
                 now = time.time()
                 for kind, data, corr, name in items:
                     rec = {"seq": seq, "ts": now,
                            "time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
                            "kind": kind, "correlation_id": corr, "alertname": name, "data": data, "prev": prev}
-                    rec["hash"] = record_hash(rec)
+                    body = _canonical(rec)
+                    rec["hash"] = hashlib.sha256(body).hexdigest()
                     prev, seq = rec["hash"], seq + 1
                     out.append(rec)
-                    chunks.append(_canonical(rec) + b"\n")
-                os.write(fd, b"".join(chunks))
+                    # the hash goes last on the line; verify re-canonicalises, so key order is free
+                    chunks.append(body[:-1] + b',"hash":"' + rec["hash"].encode() + b'"}\n')
+                blob = b"".join(chunks)
+                os.write(fd, blob)
+                self._tail = (st.st_ino, st.st_size + len(blob), prev, seq)
             finally:
                 os.close(fd)  # releases the flock
         return out

@@ -115,6 +115,73 @@ def serve_function(
     uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info").lower())
 
 
+# ------------------------------------------------------------------ audit and outbox (issue 7)
+
+
+@app.command()
+def history(
+    alertname: Optional[str] = typer.Option(None, "--alertname", "-a", help="only this alert"),
+    correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
+    since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
+    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter"),
+    verify: bool = typer.Option(False, "--verify", help="check the hash chain; exit 1 if tampered"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON record per line"),
+    log: Optional[Path] = typer.Option(None, "--log", envvar="AUDIT_LOG", help="default: $STATE_DIR/audit.jsonl"),
+) -> None:
+    """Read the audit log: what came in, what was decided, what the gate said, what was sent."""
+    from . import audit
+
+    path = log or audit.path_from_env()
+    if verify:
+        res = audit.verify(path)
+        typer.echo(f"{path}: {res.summary()}")
+        raise typer.Exit(0 if res.ok else 1)
+    try:
+        since_ts = audit.parse_since(since)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    for rec in audit.history(path, alertname=alertname, correlation_id=correlation_id, since=since_ts,
+                             kinds=kind or None):
+        if json_out:
+            typer.echo(json.dumps(rec, sort_keys=True))
+            continue
+        d = rec.get("data") or {}
+        if rec["kind"] == "decision":
+            dec, v = d.get("decision") or {}, d.get("verdict") or {}
+            what = f"{dec.get('lambda_function') or 'no action'} {dec.get('parameters') or ''} by {dec.get('method')}"
+            if v:
+                what += f" | gate: {'allowed' if v.get('allowed') else 'refused'} ({v.get('mode')}) {v.get('reason')}"
+        elif rec["kind"] in ("event", "delivery", "dead_letter"):
+            what = f"{d.get('type', '').rsplit('.', 1)[-1]} {d.get('lambdafunction') or ''} id={str(d.get('id'))[:12]}"
+            what += "".join(f" {k}={d[k]}" for k in ("attempts", "error", "reason") if k in d)
+        elif rec["kind"] == "alert":
+            a = d.get("alert") or {}
+            what = f"{a.get('status')} " + ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())
+                                                     if k != "alertname")
+        else:
+            what = f"{d.get('status')} {d.get('message') or ''}"
+        typer.echo(f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
+                   f"{str(rec.get('correlation_id') or '')[:12]:<12}  {what}")
+
+
+@app.command()
+def outbox(
+    state: Optional[str] = typer.Option(None, help="list events in this state: pending, delivered, dead"),
+    requeue_dead: bool = typer.Option(False, "--requeue-dead", help="give dead letters another round of retries"),
+    db: Optional[Path] = typer.Option(None, "--db", envvar="OUTBOX_DB", help="default: $STATE_DIR/outbox.db"),
+) -> None:
+    """Inspect the durable outbox: counts, lag, dead letters."""
+    from . import outbox as ob
+
+    box = ob.Outbox(db or ob.path_from_env())
+    if requeue_dead:
+        typer.echo(f"requeued {box.requeue_dead()} dead letter(s)")
+    typer.echo(json.dumps(box.stats(), indent=2))
+    if state:
+        for e in box.events(state):
+            typer.echo(json.dumps(e))
+
+
 # ------------------------------------------------------------------ dataset
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 from . import ce
 from .ce import CloudEvent
-from .state import _Tx, connect
+from .state import _Tx, connect, write_lock
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class Outbox:
         self.owner = owner or make_owner()
         self.lease_s = lease_s
         self._local = threading.local()
+        self._wlock = write_lock(self.path)
         self._conn().executescript(_SCHEMA)
 
     def _conn(self):
@@ -147,7 +148,7 @@ class Outbox:
         """Durably record accepted alerts (leased to this process); returns their inbox ids."""
         now = time.time()
         ids = []
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             for a in alerts:
                 cur = c.execute("INSERT INTO inbox(alert, alert_key, received, owner, lease_until) VALUES(?,?,?,?,?)",
                                 (a.model_dump_json(exclude_none=True), a.key(), now, self.owner, now + self.lease_s))
@@ -161,7 +162,7 @@ class Outbox:
         Returns the ids newly enqueued."""
         now = time.time()
         fresh = []
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             for ev in events:
                 if self._insert_event(c, ev, now):
                     fresh.append(ev.get_id())
@@ -183,7 +184,7 @@ class Outbox:
         return cur.rowcount == 1
 
     def fail_alert(self, inbox_id: int, error: str, max_attempts: int = 10) -> None:
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             c.execute("UPDATE inbox SET attempts=attempts+1, error=?, owner=NULL, "
                       "lease_until=?, state=CASE WHEN attempts+1>=? THEN 'dead' ELSE state END WHERE id=?",
                       (error[:500], time.time() + self.lease_s, max_attempts, inbox_id))
@@ -191,7 +192,7 @@ class Outbox:
     def claim_alerts(self, limit: int = 100) -> list[tuple[int, str]]:
         """Pending alerts nobody holds (a crashed process's, once its lease ran out)."""
         now = time.time()
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             rows = c.execute("SELECT id, alert FROM inbox WHERE state='pending' AND lease_until<? ORDER BY id LIMIT ?",
                              (now, limit)).fetchall()
             for i, _ in rows:
@@ -203,7 +204,7 @@ class Outbox:
         host = socket.gethostname()
         me_pid = os.getpid()
         n = 0
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             owners = {o for (o,) in c.execute(
                 "SELECT DISTINCT owner FROM inbox WHERE state='pending' AND owner IS NOT NULL UNION "
                 "SELECT DISTINCT owner FROM events WHERE state='pending' AND owner IS NOT NULL")}
@@ -226,7 +227,7 @@ class Outbox:
     def claim_events(self, limit: int = 50) -> list[tuple[str, str, int]]:
         """Due events nobody holds: (id, body, attempts so far)."""
         now = time.time()
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             rows = c.execute("SELECT id, body, attempts FROM events WHERE state='pending' AND next_at<=? "
                              "AND lease_until<? ORDER BY next_at LIMIT ?", (now, now, limit)).fetchall()
             for i, _, _ in rows:
@@ -234,13 +235,19 @@ class Outbox:
         return rows
 
     def delivered(self, event_id: str) -> None:
-        with _Tx(self._conn()) as c:
-            c.execute("UPDATE events SET state='delivered', attempts=attempts+1, delivered_at=?, owner=NULL, "
-                      "lease_until=0, last_error=NULL WHERE id=?", (time.time(), event_id))
+        self.delivered_many([event_id])
+
+    def delivered_many(self, event_ids: list[str]) -> None:
+        if not event_ids:
+            return
+        now = time.time()
+        with _Tx(self._conn(), self._wlock) as c:
+            c.executemany("UPDATE events SET state='delivered', attempts=attempts+1, delivered_at=?, owner=NULL, "
+                          "lease_until=0, last_error=NULL WHERE id=?", [(now, i) for i in event_ids])
 
     def failed(self, event_id: str, error: str, retry: Retry) -> tuple[bool, int]:
         """Record a failed attempt; returns (dead, attempts)."""
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             row = c.execute("SELECT attempts FROM events WHERE id=?", (event_id,)).fetchone()
             attempts = (row[0] if row else 0) + 1
             dead = attempts >= retry.max_attempts
@@ -251,7 +258,7 @@ class Outbox:
 
     def requeue_dead(self, event_id: str | None = None) -> int:
         """Give dead letters another round of retries (all of them, or one)."""
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             q = "UPDATE events SET state='pending', attempts=0, next_at=? WHERE state='dead'"
             args: tuple = (time.time(),)
             if event_id:
@@ -272,7 +279,7 @@ class Outbox:
                       events: Iterable[CloudEvent]) -> bool:
         """Record a result and enqueue what follows from it, atomically. False if already seen."""
         now = time.time()
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             cur = c.execute("INSERT OR IGNORE INTO results(id, correlation_id, body, received) VALUES(?,?,?,?)",
                             (result_id, correlation_id, json.dumps(body, default=str), now))
             if cur.rowcount == 0:
@@ -336,7 +343,7 @@ class Worker:
                  on_reply: Callable[[CloudEvent], Any] | None = None,
                  resume: Callable[[list[tuple[int, str]]], Any] | None = None,
                  on_dead: Callable[[CloudEvent, str, int], Any] | None = None,
-                 on_delivered: Callable[[CloudEvent, int], Any] | None = None,
+                 on_delivered: Callable[[list[tuple[CloudEvent, int]]], Any] | None = None,
                  retry: Retry | None = None, poll_s: float = 0.5, concurrency: int = 4, batch: int = 64):
         self.outbox = outbox
         self.send = send
@@ -392,16 +399,20 @@ class Worker:
         rows = self.outbox.claim_events(self.batch)
         if rows:
             busy = True
-            list(self._pool.map(self._deliver, rows))
+            done = [d for d in self._pool.map(self._deliver, rows) if d is not None]
+            self.outbox.delivered_many([ev.get_id() for ev, _ in done])
+            if self.on_delivered is not None and done:
+                self.on_delivered(done)
         return busy
 
-    def _deliver(self, row: tuple[str, str, int]) -> None:
+    def _deliver(self, row: tuple[str, str, int]) -> tuple[CloudEvent, int] | None:
+        """Send one event; on success return it (marked delivered by the caller, in one batch)."""
         event_id, body, attempts = row
         try:
             event = event_from_body(body)
         except ce.CloudEventError as e:
             self.outbox.failed(event_id, f"stored event unreadable: {e}", Retry(max_attempts=1))
-            return
+            return None
         try:
             reply = self.send(event)
             if reply is not None and self.on_reply is not None:
@@ -414,7 +425,5 @@ class Worker:
                     self.on_dead(event, str(e), n)
             else:
                 log.warning("delivery of %s failed (attempt %d), will retry: %s", event_id, n, e)
-            return
-        self.outbox.delivered(event_id)
-        if self.on_delivered is not None:
-            self.on_delivered(event, attempts + 1)
+            return None
+        return event, attempts + 1

@@ -131,21 +131,45 @@ def connect(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connectio
     return conn
 
 
-class _Tx:
-    """``with _Tx(conn):`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
 
-    def __init__(self, conn: sqlite3.Connection):
+
+def write_lock(path: str) -> threading.Lock:
+    """One lock per database file in this process: threads queue here, in order, instead of in
+    SQLite's busy handler (which sleeps with back-off); processes still serialise in SQLite."""
+    key = os.path.abspath(path) if path != ":memory:" else path
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
+class _Tx:
+    """``with _Tx(conn, lock):`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock | None = None):
         self.conn = conn
+        self.lock = lock
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 class SQLiteState:
@@ -154,6 +178,7 @@ class SQLiteState:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._wlock = write_lock(self.path)
         self._calls = 0
         self._conn().executescript(_SCHEMA)
 
@@ -168,7 +193,7 @@ class SQLiteState:
         now = time.time() if now is None else now
         a = action
         conn = self._conn()
-        with _Tx(conn) as c:
+        with _Tx(conn, self._wlock) as c:
             if a.step == 0:
                 c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
                           "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (a.target, now))
@@ -220,14 +245,14 @@ class SQLiteState:
 
     def signal(self, target: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
                       "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (target, now))
 
     def prune(self, limits: Limits, now: float | None = None) -> None:
         now = time.time() if now is None else now
         keep = max(limits.dedup_seconds, limits.loop_window_seconds, HOUR, limits.cooldown_seconds)
-        with _Tx(self._conn()) as c:
+        with _Tx(self._conn(), self._wlock) as c:
             c.execute("DELETE FROM actions WHERE ts<?", (now - keep,))
             c.execute("DELETE FROM signals WHERE ts<?", (now - max(limits.storm_window_seconds, HOUR),))
 
