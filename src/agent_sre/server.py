@@ -95,6 +95,8 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
             event = ce.from_http(headers, body)
             etype = event.get_type()
             if etype in RESULT_TYPES:
+                if not isinstance(ce.data_of(event), dict):
+                    raise IntakeError("result CloudEvent data must be a JSON object")
                 out = await run_in_threadpool(agent.handle_result, event)
                 return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
             if etype not in ALERT_TYPES:
@@ -110,6 +112,9 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
         except (ce.CloudEventError, IntakeError) as e:
             refused.labels("malformed").inc()
             return _bad(400, str(e))
+        except UnicodeDecodeError as e:  # data_of on a body that is not UTF-8
+            refused.labels("malformed").inc()
+            return _bad(400, f"CloudEvent data is not UTF-8 JSON: {e}")
         return await _alerts(alerts)
 
     async def _webhook_body(body: bytes) -> Response:

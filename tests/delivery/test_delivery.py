@@ -4,10 +4,8 @@ auth, audit history."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -28,44 +26,10 @@ from agent_sre.outbox import Outbox, Retry
 from agent_sre.server import create_app
 from agent_sre.state import SQLiteState
 from tests.gate.support import alert, alert_doc, data, webhook
+from tests.delivery.sinks import StatusSink
 from tests.helpers import serve_asgi
 
 EXECUTE = pol.parse("mode: execute\ndefaults: {cooldown_seconds: 0}\nfunctions: {pod-restart: {cooldown_seconds: 0}}")
-
-
-class StatusSink:
-    """A loopback CloudEvent receiver that records, per request, the status it answered."""
-
-    def __init__(self, status: int = 202):
-        self.status = status
-        self.log: list[tuple[int, dict[str, str], bytes]] = []
-        sink = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                code = sink.status
-                sink.log.append((code, {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(code)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def accepted_ids(self) -> list[str]:
-        return [h["ce-id"] for code, h, _ in self.log if code < 300]
-
-    def events(self, accepted_only=True):
-        return [ce.from_http(h, b) for code, h, b in self.log if code < 300 or not accepted_only]
 
 
 @pytest.fixture()
