@@ -111,8 +111,12 @@ class TRMStage:
         self.decide_no_action = decide_no_action
 
     @classmethod
-    def from_path(cls, model_dir: str | Path, threshold: float = DEFAULT_THRESHOLD, **kw: Any) -> "TRMStage":
-        return cls(Predictor.load(model_dir), threshold=threshold, **kw)
+    def from_path(cls, model_dir: str | Path, threshold: float | None = None, **kw: Any) -> "TRMStage":
+        """Threshold: the argument, else the one recorded at training time, else DEFAULT_THRESHOLD."""
+        pred = Predictor.load(model_dir)
+        if threshold is None:
+            threshold = float(pred.meta.get("threshold", DEFAULT_THRESHOLD))
+        return cls(pred, threshold=threshold, **kw)
 
     def _judge(self, alert: Alert | Mapping[str, Any], p: Prediction) -> Decision:
         status = alert.status if isinstance(alert, Alert) else str(alert.get("status", "firing"))
