@@ -74,7 +74,10 @@ def data_of(event: CloudEvent) -> Any:
 
     data = event.get_data()
     if isinstance(data, (bytes, bytearray)):
-        data = data.decode("utf-8", errors="strict") if data else ""
+        try:
+            data = data.decode("utf-8", errors="strict") if data else ""
+        except UnicodeDecodeError as e:
+            raise CloudEventError(f"CloudEvent data is not UTF-8 JSON: {e}") from None
     if isinstance(data, str):
         if not data.strip():
             return None

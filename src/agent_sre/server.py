@@ -46,6 +46,7 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     received = Counter("agent_sre_alerts_received_total", "Alerts received", ["status"], registry=registry)
     decided = Counter("agent_sre_decisions_total", "Decisions", ["method", "function"], registry=registry)
     refused = Counter("agent_sre_intake_refused_total", "Requests refused", ["reason"], registry=registry)
+    dead = Counter("agent_sre_dead_letters_total", "Events the broker dead-lettered", ["type"], registry=registry)
     app.state.agent = agent
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
@@ -131,6 +132,35 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
         if isinstance(body, JSONResponse):
             return body
         return await _webhook_body(body)
+
+    @app.post("/dead-letter", summary="Knative dead-letter sink: events the broker gave up on")
+    async def dead_letter(request: Request) -> Response:
+        # Knative's dead-letter delivery carries no bearer token, so this route takes none; it only
+        # records (audit log, metric, log line) and never acts on what it receives.
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return _bad(413, f"body of {length} bytes exceeds the limit of {MAX_BODY}")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _bad(413, f"body exceeds the limit of {MAX_BODY} bytes")
+        try:
+            event = ce.from_http(dict(request.headers), body)
+        except ce.CloudEventError as e:
+            return _bad(400, str(e))
+        attrs = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in event.get_attributes().items()}
+        try:
+            data = ce.data_of(event)
+        except ce.CloudEventError:
+            data = None
+        record = {"event": attrs, "data": data, "error_dest": attrs.get("knativeerrordest"),
+                  "error_code": attrs.get("knativeerrorcode")}
+        dead.labels(str(attrs.get("type", "unknown"))).inc()
+        log.error("dead letter: %s %s (dest %s, code %s)", attrs.get("type"), attrs.get("id"),
+                  record["error_dest"], record["error_code"])
+        if agent.audit is not None:
+            corr = attrs.get("correlationid") or (data.get("correlation_id") if isinstance(data, dict) else None)
+            await run_in_threadpool(agent.audit.append, "dead_letter", record, correlation_id=corr)
+        return JSONResponse({"recorded": True, "id": attrs.get("id")}, status_code=202)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
