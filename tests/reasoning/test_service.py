@@ -151,3 +151,22 @@ def test_a_failing_engine_answers_per_alert_and_keeps_serving():
         assert d["abstained"] and "RuntimeError: boom" in d["reason"]
         d = httpx.post(url + "/v1/decide", json=ALERTS[0]).json()
         assert d["abstained"] and d["reason"] == "not sure"
+
+
+def test_backend_auto_uses_onnx_runtime_when_installed_and_agrees_with_torch(tiny_model):
+    import importlib.util
+
+    from agent_sre.reasoning.engine import TRMEngine
+
+    auto = TRMEngine.load(tiny_model, threshold=0.0)
+    torch_ = TRMEngine.load(tiny_model, threshold=0.0, backend="torch")
+    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    assert auto.info["backend"] == ("onnx" if has_ort else "torch") and torch_.info["backend"] == "torch"
+    alerts = [parse_payload(a)[0] for a in ALERTS]
+    for a, b in zip(auto.decide_batch(alerts), torch_.decide_batch(alerts)):
+        assert (a.abstain, a.iterations) == (b.abstain, b.iterations)
+        assert a.confidence == pytest.approx(b.confidence, rel=1e-3, abs=1e-9)
+        da, db = (x.decision.model_dump(exclude={"confidence"}) if x.decision else None for x in (a, b))
+        assert da == db
+    with serve_asgi(create_app(model_dir=tiny_model, threshold=0.0)) as url:
+        assert httpx.get(url + "/readyz").json()["model"]["backend"] == auto.info["backend"]

@@ -8,6 +8,7 @@ anything with ``predict_batch(list[Alert]) -> list[Decision | Exception]``.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, Protocol, Sequence
 from ..alerts import Alert
 from ..chain.base import Abstain
 from ..decision import Decision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,18 +63,36 @@ class TRMEngine:
         self.info = dict(info or {})
 
     @classmethod
-    def load(cls, model_dir: str | Path, threshold: float | None = None) -> "TRMEngine":
+    def load(cls, model_dir: str | Path, threshold: float | None = None, backend: str | None = None) -> "TRMEngine":
+        """``backend``: ``torch`` | ``onnx`` | ``auto`` (default, env ``TRM_BACKEND``): ONNX Runtime when it is
+        installed and its export agrees with torch on a probe batch, else torch (the reason is logged)."""
         from ..trm.infer import DEFAULT_THRESHOLD, TRMStage
 
         th = DEFAULT_THRESHOLD if threshold is None else threshold
+        backend = (backend or os.environ.get("TRM_BACKEND", "") or "auto").strip().lower()
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"TRM_BACKEND must be auto, torch or onnx, not {backend!r}")
+        threads = _torch_threads()
         stage = TRMStage.from_path(model_dir, threshold=th)
         model = stage.predictor.model
+        used, why = "torch", "requested" if backend == "torch" else ""
+        if backend in ("auto", "onnx"):
+            try:
+                from .onnx_backend import use_onnx
+
+                use_onnx(stage.predictor, threads)
+                used, why = "onnx", "onnxruntime " + _ort_version()
+            except Exception as e:  # noqa: BLE001 - auto falls back; onnx explicitly requested must fail loudly
+                if backend == "onnx":
+                    raise RuntimeError(f"TRM_BACKEND=onnx unusable: {type(e).__name__}: {e}") from e
+                why = f"onnx unavailable ({type(e).__name__}: {str(e)[:120]})"
+                log.warning("TRM backend: torch, %s", why)
         cfg = getattr(model, "cfg", None)
-        info = {"model_dir": str(model_dir), "threshold": th, "backend": "torch",
+        info = {"model_dir": str(model_dir), "threshold": th, "backend": used, "backend_note": why,
                 "parameters": sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None,
                 "hidden": getattr(cfg, "hidden", None), "n_sup": getattr(cfg, "n_sup", None),
                 "seq_len": getattr(cfg, "seq_len", None),
-                "torch_threads": _torch_threads()}
+                "threads": threads}
         return cls(stage, info)
 
     def decide_batch(self, alerts: list[Alert]) -> list[Verdict | BaseException]:
@@ -96,3 +117,9 @@ def _torch_threads() -> int | None:
         return torch.get_num_threads()
     except Exception:  # pragma: no cover
         return None
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
