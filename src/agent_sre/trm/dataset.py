@@ -282,6 +282,19 @@ NONE_FAMILIES: list[tuple[str, list[str], list[str], str]] = [
 ]
 
 
+# Conditions composed from (component, problem) for families whose subject also has actionable alerts
+# (a Prometheus that is *down* needs a check; a Prometheus with a component problem does not).
+COMPOSED_CONDS: dict[str, tuple[list[str], list[str]]] = {
+    "prometheus-other": (["Rule", "Rules", "Config", "TSDB", "RemoteWrite", "RemoteRead", "Notification", "SD",
+                          "Scrape", "Query", "Wal", "Compaction", "Head", "Storage", "Federation", "Label",
+                          "Sample", "Exemplar", "Target", "Relabel", "Ingestion", "Retention", "Block"],
+                         ["Failures", "Failing", "Failed", "Errors", "Full", "Behind", "Slow", "Corrupted",
+                          "TooHigh", "High", "Missing", "Dropped", "Limit", "LimitHit", "Lag", "Invalid",
+                          "Rejected", "Truncated", "Duplicates", "Stale", "Timeout", "Overloaded"]),
+}
+# Hard negatives are drawn more often than the other no-action families.
+NONE_WEIGHTS = {"prometheus-other": 4, "podmisc": 2, "named": 2, "volume-other": 2, "secret": 2, "argo": 2}
+
 # --------------------------------------------------------------------------- the generator
 
 SEVERITIES = ["warning", "warning", "critical", "critical", "info", "error", "page", "high"]
@@ -628,9 +641,13 @@ class Gen:
 
     def none(self) -> dict[str, Any]:
         r = self.r
-        fam, subjects, conds, builder = r.choice(NONE_FAMILIES)
+        fam, subjects, conds, builder = r.choices(
+            NONE_FAMILIES, weights=[NONE_WEIGHTS.get(f[0], NONE_WEIGHTS.get(f[3], 1)) for f in NONE_FAMILIES])[0]
         subject = r.choice(subjects)
         cond = r.choice(conds)
+        if fam in COMPOSED_CONDS and r.random() < 0.6:
+            comp, prob = COMPOSED_CONDS[fam]
+            cond = r.choice(comp) + r.choice(prob)
         alertname = style_name([subject, cond], r)
         lab, where = self.none_labels(builder)
         labels = {"alertname": alertname, **lab}
