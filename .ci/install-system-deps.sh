@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the system packages the deploy/e2e/collect tests need: Debian's Prometheus and
-# Alertmanager binaries. Idempotent: does nothing when both binaries are already present.
+# Install the system packages the deploy/e2e/collect/gate tests need: Debian's Prometheus and
+# Alertmanager binaries, and redis-server (tests/gate/test_state_redis.py starts its own on
+# loopback). Idempotent: does nothing when all the binaries are already present.
 # The packages try to start system services; those do not run in CI containers and the tests
 # start the binaries themselves on loopback, so service start failures are ignored.
 set -euo pipefail
@@ -8,9 +9,10 @@ set -euo pipefail
 need=()
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "install-system-deps: prometheus and prometheus-alertmanager already installed"
+  echo "install-system-deps: prometheus, prometheus-alertmanager and redis-server already installed"
   exit 0
 fi
 
@@ -33,3 +35,4 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 
 /usr/bin/prometheus --version 2>&1 | head -n1
 /usr/bin/prometheus-alertmanager --version 2>&1 | head -n1
+/usr/bin/redis-server --version 2>&1 | head -n1

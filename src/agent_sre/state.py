@@ -274,66 +274,89 @@ class SQLiteState:
 
 # --------------------------------------------------------------------------- Redis
 
-# KEYS: none (built from ARGV[1] prefix so one script serves every key).
-# ARGV: prefix, now, action JSON, limits JSON. Returns {code, detail-number, prior-json}.
+# KEYS: none (built from ARGV[1] prefix so one script serves every key; a single Redis, not a cluster).
+# ARGV: prefix, now (Python repr: exact), action JSON (without params), limits JSON, prior doc JSON
+# (built in Python so params and ts round-trip exactly). Returns {code, detail, prior-json}.
+#
+# Semantics mirror SQLiteState: every check is against the recorded history and the logical ``now``
+# (never against Redis TTLs, which only collect garbage after the longest window, like prune()):
+#   dedup     p..'dedup:'..alert_key..':'..step   hash {ts, doc}; a duplicate while ts > now - dedup
+#   cooldown  p..'cool:'..#fn..':'..fn..':'..target   max ts of any action of fn on target
+#   budgets   p..'budget:t:'..target, p..'budget:global'   zsets of mutating alert_key:step by ts
+#   loop      p..'loop:'..fingerprint   zset of alert_keys with a mutating action, by latest ts
+#   storm     p..'signals'   zset of targets by the last time they fired or failed
+# Window bounds are formatted with %.17g: Lua's own number->string (%.14g) would round them.
 _LUA = r"""
 local p = ARGV[1]
-local now = tonumber(ARGV[2])
+local nows = ARGV[2]
+local now = tonumber(nows)
 local a = cjson.decode(ARGV[3])
 local l = cjson.decode(ARGV[4])
-local sig = p .. 'signals'
-if a.step == 0 then
-  local old = redis.call('ZSCORE', sig, a.target)
-  if (not old) or tonumber(old) < now then redis.call('ZADD', sig, now, a.target) end
+local doc = ARGV[5]
+local function after(t) return string.format('(%.17g', t) end
+local function zmax(key, member)
+  local old = redis.call('ZSCORE', key, member)
+  if (not old) or tonumber(old) < now then redis.call('ZADD', key, nows, member) end
 end
-redis.call('ZREMRANGEBYSCORE', sig, '-inf', now - math.max(l.storm_window_seconds, 3600))
+local keep = math.max(l.dedup_seconds, l.loop_window_seconds, 3600, l.cooldown_seconds)
+local ttl = math.ceil(keep) + 60
+local sig = p .. 'signals'
+if a.step == 0 then zmax(sig, a.target) end
+redis.call('ZREMRANGEBYSCORE', sig, '-inf', after(now - math.max(l.storm_window_seconds, 3600)))
 local dkey = p .. 'dedup:' .. a.alert_key .. ':' .. a.step
-local prior = redis.call('GET', dkey)
-if prior then return {'duplicate', 0, prior} end
+local prior = redis.call('HMGET', dkey, 'ts', 'doc')
+if prior[1] and tonumber(prior[1]) > now - l.dedup_seconds then return {'duplicate', 0, prior[2]} end
+local lkey = p .. 'loop:' .. a.fingerprint
+local tkey = p .. 'budget:t:' .. a.target
+local gkey = p .. 'budget:global'
 if a.mutating then
-  local n = redis.call('ZCOUNT', sig, '(' .. (now - l.storm_window_seconds), '+inf')
+  local n = redis.call('ZCOUNT', sig, after(now - l.storm_window_seconds), '+inf')
   if n >= l.storm_targets then return {'storm', n, ''} end
-  local lkey = p .. 'loop:' .. a.fingerprint
-  redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now - l.loop_window_seconds)
-  local m = redis.call('ZCARD', lkey)
-  if redis.call('ZSCORE', lkey, a.alert_key) then m = m - 1 end
+  local since = now - l.loop_window_seconds
+  local m = redis.call('ZCOUNT', lkey, after(since), '+inf')
+  local mine = redis.call('ZSCORE', lkey, a.alert_key)
+  if mine and tonumber(mine) > since then m = m - 1 end
   if m >= l.loop_max_returns then return {'loop', m, ''} end
 end
-local ckey = p .. 'cool:' .. a['function'] .. ':' .. a.target
+local fn = a['function']
+local ckey = p .. 'cool:' .. string.len(fn) .. ':' .. fn .. ':' .. a.target
 if l.cooldown_seconds > 0 then
   local last = redis.call('GET', ckey)
-  if last and tonumber(last) > now - l.cooldown_seconds then return {'cooldown', tostring(now - tonumber(last)), ''} end
+  if last and tonumber(last) > now - l.cooldown_seconds then
+    return {'cooldown', string.format('%.17g', now - tonumber(last)), ''}
+  end
 end
-local tkey = p .. 'budget:' .. a.target
-local gkey = p .. 'budget:global'
-local member = a.alert_key .. ':' .. a.step
 if a.mutating then
-  redis.call('ZREMRANGEBYSCORE', tkey, '-inf', now - 3600)
-  local n = redis.call('ZCARD', tkey)
+  local n = redis.call('ZCOUNT', tkey, after(now - 3600), '+inf')
   if n >= l.per_target_per_hour then return {'budget_target', n, ''} end
-  redis.call('ZREMRANGEBYSCORE', gkey, '-inf', now - 3600)
-  n = redis.call('ZCARD', gkey)
+  n = redis.call('ZCOUNT', gkey, after(now - 3600), '+inf')
   if n >= l.global_per_hour then return {'budget_global', n, ''} end
 end
-local doc = cjson.encode({['function'] = a['function'], target = a.target, params = a.params, mode = a.mode, ts = now})
-redis.call('SET', dkey, doc, 'PX', math.floor(l.dedup_seconds * 1000))
-if l.cooldown_seconds > 0 then
-  redis.call('SET', ckey, tostring(now), 'PX', math.floor(l.cooldown_seconds * 1000))
-end
+-- reserve: record the action in every history the checks read
+redis.call('HSET', dkey, 'ts', nows, 'doc', doc)
+redis.call('EXPIRE', dkey, ttl)
+local last = redis.call('GET', ckey)
+if (not last) or tonumber(last) < now then redis.call('SET', ckey, nows, 'EX', ttl) end
 if a.mutating then
-  redis.call('ZADD', tkey, now, member)
-  redis.call('EXPIRE', tkey, 3700)
-  redis.call('ZADD', gkey, now, member)
-  local lkey = p .. 'loop:' .. a.fingerprint
-  redis.call('ZADD', lkey, now, a.alert_key)
-  redis.call('EXPIRE', lkey, math.floor(l.loop_window_seconds) + 60)
+  local member = a.alert_key .. ':' .. a.step
+  local old = after(now - keep)
+  for _, key in ipairs({tkey, gkey}) do
+    redis.call('ZADD', key, nows, member)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', old)
+    redis.call('EXPIRE', key, ttl)
+  end
+  zmax(lkey, a.alert_key)
+  redis.call('ZREMRANGEBYSCORE', lkey, '-inf', old)
+  redis.call('EXPIRE', lkey, ttl)
 end
 return {'ok', 0, ''}
 """
 
 
 class RedisState:
-    """The same semantics as SQLiteState on a shared Redis (one atomic Lua script per reservation)."""
+    """The same semantics as SQLiteState on a shared Redis (one atomic Lua script per reservation).
+
+    Needs Redis >= 6.2 (``ZADD GT`` in signal())."""
 
     def __init__(self, url: str, prefix: str = "agent-sre:"):
         import redis  # optional dependency: pip install 'agent-sre[redis]'
@@ -344,9 +367,13 @@ class RedisState:
         self._script = self.client.register_script(_LUA)
 
     def reserve(self, action: Action, limits: Limits, now: float | None = None) -> Reserved:
-        now = time.time() if now is None else now
-        code, n, prior = self._script(args=[self.prefix, repr(now), json.dumps(asdict(action)),
-                                            json.dumps(asdict(limits))])
+        now = time.time() if now is None else float(now)
+        a = asdict(action)
+        params = a.pop("params")
+        doc = {"function": action.function, "target": action.target, "params": params, "mode": action.mode,
+               "ts": now}
+        code, n, prior = self._script(args=[self.prefix, repr(now), json.dumps(a), json.dumps(asdict(limits)),
+                                            json.dumps(doc, sort_keys=True)])
         code = code.decode() if isinstance(code, bytes) else code
         if code == "ok":
             return Reserved(True, "ok", "reserved")
@@ -359,12 +386,13 @@ class RedisState:
         return Reserved(False, code, _refusal_reason(code, action, limits, n))
 
     def signal(self, target: str, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+        now = time.time() if now is None else float(now)
         self.client.zadd(self.prefix + "signals", {target: now}, gt=True)
 
     def stats(self) -> dict[str, Any]:
         return {"backend": "redis", "url": self.url.split("@")[-1],
-                "mutating_last_hour": self.client.zcount(self.prefix + "budget:global", time.time() - HOUR, "+inf"),
+                "mutating_last_hour": self.client.zcount(self.prefix + "budget:global", f"({time.time() - HOUR!r}",
+                                                         "+inf"),
                 "targets_signalled": self.client.zcard(self.prefix + "signals")}
 
     def close(self) -> None:

@@ -1,16 +1,24 @@
-"""Gate state: dedup, cooldown, budgets, storm and loop breakers; durable and atomic across processes."""
+"""Gate state: dedup, cooldown, budgets, storm and loop breakers; durable and atomic across processes.
+
+Every test here runs against a ``store`` fixture: SQLite here; tests/gate/test_state_redis.py imports
+these tests and runs them again against a real redis-server (RedisState), so both backends are held
+to the same assertions.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+from dataclasses import dataclass, field
+from typing import Callable
 
 import pytest
 
 from agent_sre import policy as pol
+from agent_sre import state
 from agent_sre.agent import Agent
 from agent_sre.chain.chain import Chain
 from agent_sre.gate import Gate
-from agent_sre.state import Action, Limits, SQLiteState
+from agent_sre.state import Action, Limits, SQLiteState, StateStore
 from tests.gate.support import FakeModel, Recorder, alert, data
 
 T0 = 1_800_000_000.0
@@ -26,18 +34,44 @@ LOOSE = Limits(cooldown_seconds=0, per_target_per_hour=1000, global_per_hour=100
                loop_max_returns=1000)
 
 
+@dataclass
+class Store:
+    """One shared store of a backend. ``open()`` is a new handle on it: what a new process or another
+    replica gets; ``env`` makes ``state.from_env`` open it."""
+
+    kind: type
+    env: dict[str, str]
+    factory: Callable[[], StateStore]
+    opened: list[StateStore] = field(default_factory=list)
+
+    def open(self) -> StateStore:
+        s = self.factory()
+        self.opened.append(s)
+        return s
+
+    def close(self) -> None:
+        for s in self.opened:
+            s.close()
+
+
 @pytest.fixture()
-def st(tmp_path):
-    s = SQLiteState(tmp_path / "state.db")
+def store(tmp_path):
+    path = tmp_path / "state.db"
+    s = Store(SQLiteState, {"STATE_DB": str(path)}, lambda: SQLiteState(path))
     yield s
     s.close()
 
 
-def test_dedup_by_fingerprint_and_starts_at_survives_a_restart(tmp_path):
-    s = SQLiteState(tmp_path / "state.db")
+@pytest.fixture()
+def st(store):
+    return store.open()
+
+
+def test_dedup_by_fingerprint_and_starts_at_survives_a_restart(store):
+    s = store.open()
     assert s.reserve(act(), LOOSE, now=T0).ok
     s.close()
-    s2 = SQLiteState(tmp_path / "state.db")  # a new process on the same file
+    s2 = store.open()  # a new process on the same store
     r = s2.reserve(act(), LOOSE, now=T0 + 60)
     assert not r.ok and r.code == "duplicate" and r.prior["function"] == "pod-restart"
     assert s2.reserve(act(step=1), LOOSE, now=T0 + 60).ok  # another step of the same occurrence
@@ -101,8 +135,8 @@ def test_loop_breaker_after_n_returns_of_the_same_alert(st):
     assert got[3].code == "loop" and "after 3 remediations" in got[3].reason
 
 
-def _contend(path, worker, n, out):
-    s = SQLiteState(path)
+def _contend(open_state, worker, n, out):
+    s = open_state()
     lim = Limits(cooldown_seconds=0, per_target_per_hour=5, global_per_hour=1000, storm_targets=1000,
                  loop_max_returns=1000)
     ok = 0
@@ -115,12 +149,11 @@ def _contend(path, worker, n, out):
     out.put(ok)
 
 
-def test_check_and_reserve_is_atomic_across_processes(tmp_path):
-    path = str(tmp_path / "shared.db")
-    SQLiteState(path).close()
+def test_check_and_reserve_is_atomic_across_processes(store):
+    store.open().close()
     ctx = mp.get_context("fork")  # the children open their own connections
     q = ctx.Queue()
-    procs = [ctx.Process(target=_contend, args=(path, w, 15, q)) for w in range(4)]
+    procs = [ctx.Process(target=_contend, args=(store.factory, w, 15, q)) for w in range(4)]
     for p in procs:
         p.start()
     total = sum(q.get(timeout=60) for _ in procs)
@@ -130,9 +163,9 @@ def test_check_and_reserve_is_atomic_across_processes(tmp_path):
     assert total % 100 == 5, "the per-target budget was exceeded under contention"
 
 
-def test_replaying_the_same_alert_five_times_triggers_once_and_escalates_nothing(tmp_path):
+def test_replaying_the_same_alert_five_times_triggers_once_and_escalates_nothing(store):
     rec = Recorder()
-    gate = Gate(state=SQLiteState(tmp_path / "s.db"))
+    gate = Gate(state=store.open())
     agent = Agent(chain=Chain([FakeModel(lambda _: ("pod-restart", {"name": "x-1", "namespace": "media"}, 1.0))]),
                   broker=rec, gate=gate)
     outs = [agent.handle_alerts([alert(namespace="media", pod="x-1")])[0] for _ in range(5)]
@@ -140,9 +173,9 @@ def test_replaying_the_same_alert_five_times_triggers_once_and_escalates_nothing
     assert [o.verdict.code for o in outs] == ["ok"] + ["duplicate"] * 4
 
 
-def test_gate_with_state_refuses_second_occurrence_within_cooldown_and_says_why(tmp_path):
+def test_gate_with_state_refuses_second_occurrence_within_cooldown_and_says_why(store):
     rec = Recorder()
-    gate = Gate(policy=pol.parse("budget: {per_target_per_hour: 10}"), state=SQLiteState(tmp_path / "s.db"))
+    gate = Gate(policy=pol.parse("budget: {per_target_per_hour: 10}"), state=store.open())
     agent = Agent(chain=Chain([FakeModel(lambda _: ("pod-restart", {"name": "x-1", "namespace": "media"}, 1.0))]),
                   broker=rec, gate=gate)
     agent.handle_alerts([alert(namespace="media", pod="x-1", starts="2026-11-25T08:00:00Z")])
@@ -150,3 +183,68 @@ def test_gate_with_state_refuses_second_occurrence_within_cooldown_and_says_why(
     assert o.verdict.code == "cooldown"
     [esc] = rec.escalations
     assert "cooldown: pod-restart acted on media/x-1" in data(esc)["reason"]
+
+
+def test_prior_keeps_the_exact_time_and_params(st):
+    now = T0 + 0.123456789
+    params = {"name": "x-1", "namespace": "media", "containers": [], "labels": {}, "replicas": 2**60 + 1,
+              "ratio": 0.1, "note": "caf\u00e9 \u2603"}
+    a = Action(alert_key="p@1", fingerprint="p", step=0, function="pod-restart", target="media/x-1",
+               params=params, mutating=True, mode="dry_run")
+    assert st.reserve(a, LOOSE, now=now).ok
+    r = st.reserve(a, LOOSE, now=now + 5)
+    assert r.code == "duplicate"
+    assert r.prior == {"function": "pod-restart", "target": "media/x-1", "params": params, "mode": "dry_run",
+                       "ts": now}
+    assert "5s ago" in r.reason
+
+
+def test_window_bounds_are_exact_below_a_millisecond(st):
+    lim = Limits(cooldown_seconds=300, per_target_per_hour=1, global_per_hour=100, storm_targets=2,
+                 storm_window_seconds=60, loop_max_returns=100)
+    s = T0 + 0.25
+    st.signal("media/a", now=s)
+    # 10 microseconds inside the window: media/a still counts, with media/c that makes a storm
+    assert st.reserve(act(key="c", fp="c", target="media/c"), lim, now=s + 60 - 1e-5).code == "storm"
+    # just outside it: no storm; the same for cooldown and the hourly budget
+    assert st.reserve(act(key="c", fp="c", target="media/c"), lim, now=s + 60 + 1e-5).ok
+    assert st.reserve(act(key="c2", fp="c2", target="media/c"), lim,
+                      now=s + 60 + 1e-5 + 300 - 1e-5).code == "cooldown"
+    assert st.reserve(act(key="c2", fp="c2", target="media/c"), lim,
+                      now=s + 60 + 1e-5 + 300 + 1e-5).code == "budget_target"
+    assert st.reserve(act(key="c2", fp="c2", target="media/c"), lim, now=s + 60 + 1e-5 + 3600 + 1e-5).ok
+
+
+def test_cooldown_comes_from_the_history_not_from_the_limits_at_the_time(st):
+    # an action reserved while the cooldown was off still counts once a cooldown is configured
+    assert st.reserve(act(key="a@1", fp="a"), LOOSE, now=T0).ok
+    lim = Limits(cooldown_seconds=300, per_target_per_hour=100, global_per_hour=100, storm_targets=100,
+                 loop_max_returns=100)
+    r = st.reserve(act(key="a@2", fp="a2"), lim, now=T0 + 10)
+    assert r.code == "cooldown" and "10s ago" in r.reason
+
+
+def test_a_target_named_like_a_key_has_its_own_budget(st):
+    lim = Limits(cooldown_seconds=0, per_target_per_hour=2, global_per_hour=100, storm_targets=100,
+                 loop_max_returns=100)
+
+    def on(target, key):
+        return Action(alert_key=key, fingerprint=key, step=0, function="pod-restart", target=target,
+                      params={}, mutating=True, mode="dry_run")
+
+    assert st.reserve(on("media/a", "1"), lim, now=T0).ok
+    assert st.reserve(on("media/b", "2"), lim, now=T0 + 1).ok
+    # not the global budget, nor anyone else's
+    assert st.reserve(on("global", "3"), lim, now=T0 + 2).ok
+    assert st.reserve(on("t:global", "4"), lim, now=T0 + 3).ok
+    assert st.reserve(on("global", "5"), lim, now=T0 + 4).ok
+    assert st.reserve(on("global", "6"), lim, now=T0 + 5).code == "budget_target"
+
+
+def test_from_env_opens_the_same_store(store):
+    s = state.from_env(store.env)
+    store.opened.append(s)
+    assert type(s) is store.kind
+    assert s.reserve(act(), LOOSE, now=T0).ok
+    assert store.open().reserve(act(), LOOSE, now=T0 + 1).code == "duplicate"
+    assert s.stats()["backend"] == {SQLiteState: "sqlite"}.get(store.kind, "redis")
