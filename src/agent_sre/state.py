@@ -208,7 +208,9 @@ class SQLiteState:
             refusal = self._limits(c, a, limits, now)
             if refusal is not None:
                 return refusal
-            c.execute("INSERT INTO actions(alert_key, step, fingerprint, function, target, params, mutating, mode, ts) "
+            # REPLACE: a row still here from an occurrence whose dedup window has passed (not yet
+            # pruned) gives way to the new action instead of tripping the primary key.
+            c.execute("INSERT OR REPLACE INTO actions(alert_key, step, fingerprint, function, target, params, mutating, mode, ts) "
                       "VALUES(?,?,?,?,?,?,?,?,?)",
                       (a.alert_key, a.step, a.fingerprint, a.function, a.target,
                        json.dumps(a.params, sort_keys=True), int(a.mutating), a.mode, now))

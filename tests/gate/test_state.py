@@ -248,3 +248,12 @@ def test_from_env_opens_the_same_store(store):
     assert s.reserve(act(), LOOSE, now=T0).ok
     assert store.open().reserve(act(), LOOSE, now=T0 + 1).code == "duplicate"
     assert s.stats()["backend"] == {SQLiteState: "sqlite"}.get(store.kind, "redis")
+
+
+def test_an_occurrence_can_act_again_once_the_dedup_window_has_passed(st):
+    # judged on the recorded time (not a Redis TTL), and an expired row gives way (SQLite)
+    lim = Limits(dedup_seconds=60, cooldown_seconds=0)
+    assert st.reserve(act(), lim, now=T0).ok
+    assert st.reserve(act(), lim, now=T0 + 59).code == "duplicate"
+    assert st.reserve(act(), lim, now=T0 + 61).ok
+    assert st.reserve(act(), Limits(dedup_seconds=0, cooldown_seconds=0), now=T0 + 62).ok
