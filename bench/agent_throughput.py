@@ -1,0 +1,188 @@
+"""End-to-end agent throughput over HTTP (not a unit test; prints a table).
+
+    .venv/bin/python bench/agent_throughput.py [--seconds 20] [--concurrency 16] [--group 1,10]
+
+Starts the real agent (`agent-sre serve`, a subprocess: FastAPI + the decision chain + gate + outbox +
+audit, state in a temporary STATE_DIR) with BROKER_URL pointing at a loopback CloudEvent sink run by this
+script, then POSTs Alertmanager webhooks (``--group`` alerts each, every alert unique so dedup does not
+short-cut it) from ``--concurrency`` concurrent clients for ``--seconds`` per group size. Reports
+alerts/s accepted, request latency, HTTP errors, and CloudEvents that reached the sink (trigger and
+escalation), after waiting for the outbox to drain. Extra agent env: ``--env KEY=VALUE`` (repeatable),
+e.g. ``--env USE_TRM=false`` or ``--env TRM_API_URL=http://127.0.0.1:8081``.
+Bounded: about (seconds + 15) per group size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.types: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        sink = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                with sink.lock:
+                    sink.types[self.headers.get("ce-type", "?")] += 1
+                self.send_response(202)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.types.values())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def webhook(run: int, start: int, n: int) -> dict:
+    alerts = []
+    for i in range(start, start + n):
+        alerts.append({"status": "firing", "labels": {"alertname": "PodCrashLoopBackOff", "namespace": "bench",
+                                                      "pod": f"app-{run}-{i}-5c8d9", "container": "app",
+                                                      "severity": "warning"},
+                       "annotations": {"summary": f"app-{run}-{i} is crash looping"},
+                       "startsAt": "2026-11-24T10:00:00Z", "fingerprint": f"{run:04x}{i:012x}"})
+    return {"version": "4", "status": "firing", "receiver": "agent-sre", "groupKey": f"bench-{run}-{start}",
+            "alerts": alerts}
+
+
+async def load(url: str, run: int, group: int, seconds: float, concurrency: int) -> dict:
+    lat: list[float] = []
+    errors: Counter[str] = Counter()
+    sent = 0
+    methods: Counter[str] = Counter()
+    counter = iter(range(10**9))
+    t_end = time.perf_counter() + seconds
+
+    async def worker(c: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while time.perf_counter() < t_end:
+            k = next(counter)
+            body = webhook(run, k * group, group)
+            t0 = time.perf_counter()
+            try:
+                r = await c.post(url + "/webhook", json=body)
+                if r.status_code != 202:
+                    errors[f"HTTP {r.status_code}"] += 1
+                else:
+                    for o in r.json().get("outcomes", []):
+                        methods[o["decision"]["method"]] += 1
+            except httpx.HTTPError as e:
+                errors[type(e).__name__] += 1
+            lat.append(time.perf_counter() - t0)
+            sent += group
+
+    t0 = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as c:
+        await asyncio.gather(*[worker(c) for _ in range(concurrency)])
+    dt = time.perf_counter() - t0
+    lat.sort()
+    return {"alerts": sent, "seconds": dt, "aps": sent / dt, "p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000, "errors": dict(errors), "methods": dict(methods)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--group", default="1,10")
+    ap.add_argument("--env", action="append", default=[])
+    args = ap.parse_args()
+    sink = Sink()
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="agent-bench-")
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "BROKER_URL": sink.url, "STATE_DIR": state,
+           "LOG_LEVEL": "warning", "DRY_RUN": "true"}
+    for kv in args.env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    exe = ROOT / ".venv" / "bin" / "agent-sre"
+    cmd = [str(exe), "serve"] if exe.exists() else [sys.executable, "-m", "agent_sre.cli", "serve"]
+    proc = subprocess.Popen(cmd, env=env, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            time.sleep(0.2)
+        ready = httpx.get(url + "/readyz", timeout=5).json()
+        # warm-up (imports, first decisions)
+        asyncio.run(load(url, 0, 1, 1.0, 2))
+        rows = []
+        for run, group in enumerate([int(g) for g in args.group.split(",")], start=1):
+            before = sink.total()
+            r = asyncio.run(load(url, run, group, args.seconds, args.concurrency))
+            want = r["alerts"]
+            deadline = time.time() + 15
+            while sink.total() - before < want and time.time() < deadline:
+                time.sleep(0.2)
+            r["events"] = sink.total() - before
+            r["drain_s"] = 15 - max(0.0, deadline - time.time())
+            rows.append((group, r))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print(f"\nagent-sre serve on {os.cpu_count()} CPU cores (load average now {os.getloadavg()[0]:.1f}); "
+          f"stages {ready.get('stages')}; gate mode {ready.get('mode')}; concurrency {args.concurrency}; "
+          f"{args.seconds:.0f} s per row; sink = loopback CloudEvent receiver\n")
+    hdr = (f"{'alerts/webhook':>14} {'alerts':>7} {'alerts/s':>9} {'req p50 ms':>10} {'req p99 ms':>10} "
+           f"{'errors':>7} {'events out':>10} {'drain s':>8}  decided by")
+    print(hdr)
+    print("-" * len(hdr))
+    for group, r in rows:
+        print(f"{group:>14} {r['alerts']:>7} {r['aps']:>9.1f} {r['p50_ms']:>10.1f} {r['p99_ms']:>10.1f} "
+              f"{sum(r['errors'].values()):>7} {r['events']:>10} {r['drain_s']:>8.1f}  {r['methods']}")
+        if r["errors"]:
+            print(f"{'':>14} errors: {r['errors']}")
+    print(f"\nevents at the sink by type: {dict(sink.types)}")
+
+
+if __name__ == "__main__":
+    main()
