@@ -141,3 +141,22 @@ def test_evaluate_reports_and_plots(model_dir, tmp_path):
     assert "REMEDIATIONS ON NO-ACTION" in format_report(m)
     assert plot_confusion(m, tmp_path / "c.png").stat().st_size > 1000
     assert plot_reliability(m, tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_train_from_jsonl_end_to_end(tmp_path):
+    from agent_sre.trm.evaluate import train_from_jsonl
+
+    data = tmp_path / "gen.jsonl"
+    ds.write_jsonl(data, ds.generate(n=300, seed=4))
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=4, batch_size=32,
+                         warmup_steps=1)
+    out = tmp_path / "out"
+    for f in ("model/model.safetensors", "model/config.json", "metrics.json", "split.json", "confusion.png",
+              "reliability.png"):
+        assert (out / f).is_file(), f
+    split_info = json.loads((out / "split.json").read_text())
+    assert split_info["seed"] == 0 and split_info["sizes"] == m["sizes"]
+    assert m["test"]["n"] == m["sizes"]["test"] > 0
+    p = Predictor.load(out / "model")
+    assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
+    assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
