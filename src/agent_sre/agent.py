@@ -94,6 +94,10 @@ class Agent:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Agent":
+        for stage in self.chain.stages:
+            warm = getattr(stage, "warm", None)
+            if warm is not None:
+                warm()
         if self.worker is not None:
             self.worker.start()
         return self

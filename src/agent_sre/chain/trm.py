@@ -55,6 +55,11 @@ class TRMStage:
         except Exception as e:  # a corrupt model must not take the agent down
             self._error = f"TRM model at {self.model_path} unusable: {e}"
 
+    def warm(self) -> None:
+        """Load the model now (the service calls this at start-up, so the first alert does not
+        pay for loading torch and the weights inside its stage timeout)."""
+        self._load()
+
     def __call__(self, alert: Alert) -> Decision:
         self._load()
         if self._inner is None:
