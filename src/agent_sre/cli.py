@@ -195,13 +195,9 @@ def dataset_runbook(output: Path = typer.Option(Path("data/runbook_test_dataset.
 
 
 def _write_jsonl(path: Path, records) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w") as f:
-        for r in records:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-            n += 1
-    return n
+    from .trm.dataset import write_jsonl
+
+    return write_jsonl(path, records)
 
 
 @dataset_app.command("generate")
@@ -209,16 +205,12 @@ def dataset_generate(
     output: Path = typer.Option(Path("data/training.jsonl"), "--output", "-o"),
     n: int = typer.Option(20000, "--n", help="number of examples"),
     seed: int = typer.Option(0),
-    collected: Optional[Path] = typer.Option(None, help="records from `dataset collect` to expand too"),
 ) -> None:
-    """Expand the runbook (and collected rules) into varied training alerts."""
+    """Expand the runbook into varied training alerts (combine with collected data via `merge`)."""
     from . import runbook
     from .trm.dataset import generate
 
-    kwargs = {}
-    if collected is not None:
-        kwargs["collected"] = [json.loads(ln) for ln in collected.read_text().splitlines() if ln.strip()]
-    records = generate(runbook.load(), n=n, seed=seed, **kwargs)
+    records = generate(runbook.load(), n=n, seed=seed)
     typer.echo(f"wrote {_write_jsonl(output, records)} examples to {output} (seed {seed})")
 
 
