@@ -23,11 +23,13 @@ Methods
                       below it).
 * ``ChainMethod``   — ``Chain()``: annotations → TRM → LLM (abstains: no LLM_URL here) → rules.
 
-``ParamFiller`` (the learned label-key heuristic): for every (function, parameter) it counts, over the
-training examples of that function, where the expected value came from — the label key recorded in
-``expect.sources`` (the runbook's choice), else every label key whose value equals the expected value,
-else ``const:<value>``. At prediction it walks those candidates from most to least frequent and takes
-the first that applies (a label key present on the alert, or a constant). Nothing else is hand-written.
+``ParamFiller`` (the learned label-key heuristic): for every (function, parameter) and every label key,
+over the training examples of that function, how often the key was present and how often it held the
+parameter (the key recorded in ``expect.sources``, the runbook's choice; without sources: the label's
+value equals the expected value); a value found in no label counts as ``const:<value>``. Candidates are
+ranked by precision (held it / was present; a constant: its share of the function's examples), ties by
+count. At prediction the first candidate that applies wins (a label key present on the alert, or a
+constant). Nothing else is hand-written.
 """
 
 from __future__ import annotations
@@ -97,29 +99,36 @@ def _dir_size(p: Path) -> int:
 
 class ParamFiller:
     def __init__(self) -> None:
-        self.table: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        self.table: dict[str, dict[str, list[tuple[str, float, int]]]] = {}
 
     def fit(self, records: Iterable[dict[str, Any]]) -> "ParamFiller":
-        counts: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        present: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        hits: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        n_fn: Counter[str] = Counter()
         for r in records:
             exp = r["expect"]
             fn = exp.get("lambda_function")
             if not fn:
                 continue
-            labels = r["alert"].get("labels") or {}
+            n_fn[fn] += 1
+            labels = {k: v for k, v in (r["alert"].get("labels") or {}).items() if k != "alertname" and v}
             sources = exp.get("sources") or {}
             for p, v in (exp.get("parameters") or {}).items():
-                if p in sources:
-                    counts[fn][p][f"label:{sources[p]}"] += 1
-                    continue
-                keys = [k for k, lv in labels.items() if lv == v and k != "alertname"]
-                if keys:
-                    for k in keys:
-                        counts[fn][p][f"label:{k}"] += 1
-                else:
-                    counts[fn][p][f"const:{v}"] += 1
-        self.table = {fn: {p: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for p, c in ps.items()}
-                      for fn, ps in counts.items()}
+                for k, lv in labels.items():
+                    present[fn][p][f"label:{k}"] += 1
+                    if (sources.get(p) == k) if p in sources else (lv == v):
+                        hits[fn][p][f"label:{k}"] += 1
+                if p not in sources and v not in labels.values():
+                    hits[fn][p][f"const:{v}"] += 1
+        self.table = {}
+        for fn, ps in hits.items():
+            self.table[fn] = {}
+            for p, c in ps.items():
+                cands = []
+                for cand, h in c.items():
+                    seen = present[fn][p][cand] if cand.startswith("label:") else n_fn[fn]
+                    cands.append((cand, h / max(1, seen), h))
+                self.table[fn][p] = sorted(cands, key=lambda t: (-t[1], -t[2], t[0]))
         return self
 
     def fill(self, fn: str, labels: dict[str, str], skip: Iterable[str] = ()) -> dict[str, str]:
@@ -128,7 +137,7 @@ class ParamFiller:
         for p, cands in self.table.get(fn, {}).items():
             if p in skip:
                 continue
-            for cand, _n in cands:
+            for cand, _prec, _n in cands:
                 kind, _, what = cand.partition(":")
                 if kind == "const":
                     out[p] = what
