@@ -271,7 +271,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
          f"({res['env']['cores']} cores, torch threads {res['env']['torch_threads']}, "
          f"load average at start {res['env']['load_start']}, at end {res['env']['load_end']}), commit "
          f"`{res['env']['commit']}`.", "",
-         f"Held-out split: `generate(n={res['data']['n']}, seed={res['data']['seed']})` + "
+         f"Held-out split: {res['data']['source']} + "
          f"`split(seed={res['data']['seed']}, by=\"name\")`: train {res['data']['sizes']['train']}, "
          f"val {res['data']['sizes']['val']}, test {res['data']['sizes']['test']} (test alert names and annotation "
          f"templates never occur in training). {res['data']['split_check']}", "",
@@ -357,7 +357,8 @@ DEFINITIONS = [
     "Rules (and annotations) report confidence 1; logistic regression its max class probability; 1-NN the "
     "share of its 10 nearest neighbours agreeing with the nearest; TRM the predictor's confidence.",
     "latency: one alert per call (parse + decide), p50/p99 over the first alerts of the held-out test split, "
-    "after 5 warm-up calls; batched alerts/s: the whole held-out test split in batches; both on this CPU.",
+    "after 5 warm-up calls; batched alerts/s: the whole held-out test split in batches of --batch; both on this "
+    "CPU with torch intra-op threads = --threads.",
     "size on disk: rules = runbook.yaml; TF-IDF+LR = pickled vectoriser, model and key table; 1-NN = the MiniLM "
     "model files + the float32 index + the neighbours' labels; TRM = exported model directory; chain = "
     "runbook + TRM.",
@@ -412,6 +413,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=20000, help="alerts to generate (default as `dataset generate`)")
     ap.add_argument("--seed", type=int, default=0, help="generate + split seed (and all training seeds)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="the JSONL the TRM was trained from (instead of generating --n alerts)")
     ap.add_argument("--public", type=Path, default=PUBLIC, help="public dev set (evaluation only)")
     ap.add_argument("--model-dir", type=Path, default=None, help="TRM cpu preset export (default: packaged)")
     ap.add_argument("--paper-model-dir", type=Path, default=None, help="TRM paper preset export (GPU-trained)")
@@ -425,7 +428,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the depth curve and ACT on/off use the first N held-out test alerts (N_sup passes each)")
     ap.add_argument("--latency-n", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: on a shared 2-core box two OpenMP threads wait on each other "
+                         "and single-alert p90 latency jumps to hundreds of ms)")
     ap.add_argument("--threshold", type=float, default=0.9, help="TRM stage threshold for the stage row")
     ap.add_argument("--ablation", choices=["on", "off"], default="on")
     ap.add_argument("--ablation-steps", type=int, default=None,
@@ -446,8 +451,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = _env(a.threads)
     from agent_sre.trm import dataset as ds
 
-    log(f"generating {a.n} alerts (seed {a.seed}) and splitting by name")
-    records = ds.generate(n=a.n, seed=a.seed)
+    import tempfile
+
+    if a.data:
+        log(f"reading {a.data} and splitting by name (seed {a.seed})")
+        records = ds.merge([a.data])
+        data_desc = f"`merge([{a.data}])`"
+    else:
+        log(f"generating {a.n} alerts (seed {a.seed}) and splitting by name")
+        # the training path exactly: `dataset generate` writes JSONL, train_from_jsonl merges (dedups) it
+        with tempfile.TemporaryDirectory() as td:
+            ds.write_jsonl(Path(td) / "gen.jsonl", ds.generate(n=a.n, seed=a.seed))
+            records = ds.merge([Path(td) / "gen.jsonl"])
+        data_desc = f"`generate(n={a.n}, seed={a.seed})` (deduplicated by `merge`, as training does)"
     sp = ds.split(records, seed=a.seed, by="name")
     test = sp.test[:a.test_max] if a.test_max else sp.test
     public = []
@@ -604,7 +620,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if has_depth:
         plot_depth(ablations["depth"], a.out / "accuracy_vs_depth.png")
     env["load_end"] = round(os.getloadavg()[0], 2)
-    res = {"data": {"n": a.n, "seed": a.seed, "sizes": sp.info["sizes"], "test_evaluated": len(test),
+    res = {"data": {"n": len(records), "source": data_desc, "seed": a.seed, "sizes": sp.info["sizes"], "test_evaluated": len(test),
                     "split_check": split_note, "split_matches_model": split_ok, "public": str(a.public),
                     "public_n": len(public)},
            "env": env, "command": command, "model_dir": str(model_dir) if model_dir else None,

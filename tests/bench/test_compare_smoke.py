@@ -117,5 +117,6 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     for png in ("accuracy_vs_latency.png", "accuracy_vs_depth.png", "reliability.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "results.json").read_text())
-    assert saved["data"]["sizes"] == ds.split(ds.generate(n=300, seed=3), seed=3, by="name").info["sizes"]
+    expected = ds.split(ds.generate(n=300, seed=3), seed=3, by="name").info["sizes"]  # no duplicates at n=300
+    assert saved["data"]["sizes"] == expected and saved["data"]["n"] == 300
     assert "bench/compare.py" in (out / "results.md").read_text()
