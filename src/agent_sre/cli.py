@@ -182,6 +182,76 @@ def outbox(
             typer.echo(json.dumps(e))
 
 
+# ------------------------------------------------------------------ TRM training
+
+
+@app.command()
+def train(
+    training_data: list[Path] = typer.Option([], "--training-data", help="JSONL records (repeat to merge)"),
+    output_dir: Path = typer.Option(Path("runs/trm"), "--output-dir"),
+    export: Optional[Path] = typer.Option(None, "--export",
+                                          help="where to write the exported model (default OUTPUT_DIR/model); "
+                                               "without --training-data: re-export OUTPUT_DIR's checkpoint there"),
+    preset: str = typer.Option("cpu", help="cpu (trains on 2 CPU cores in minutes) | paper (~7M network, GPU)"),
+    seed: int = typer.Option(0),
+    epochs: int = typer.Option(4),
+    lr: float = typer.Option(2e-3),
+    batch_size: int = typer.Option(64),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on CUDA)"),
+    threads: int = typer.Option(1, help="torch CPU threads"),
+    resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
+    split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
+) -> None:
+    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
+    from .trm.evaluate import format_report, reexport, train_from_jsonl
+
+    if not training_data:
+        if export is None:
+            raise typer.BadParameter("give --training-data to train, or --export to re-export a checkpoint")
+        typer.echo(f"exported {reexport(output_dir, export)}")
+        return
+    m = train_from_jsonl([str(p) for p in training_data], output_dir, preset=preset, seed=seed, epochs=epochs,
+                         lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
+                         split_by=split_by, export_dir=export, progress=True)
+    typer.echo(format_report(m["test"], f"held-out by {split_by}"))
+    typer.echo(f"model: {export or output_dir / 'model'} ({m['model']['params']:,} parameters, preset {preset}, "
+               f"seed {seed}); metrics and plots in {output_dir}")
+
+
+@app.command()
+def evaluate(
+    data: list[Path] = typer.Option(..., "--data", help="JSONL records {alert, expect} (repeat to merge)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="exported model (default MODEL_PATH or packaged)"),
+    held_out: bool = typer.Option(False, help="evaluate only the held-out test part of --data's split"),
+    seed: int = typer.Option(0, help="split seed (with --held-out)"),
+    split_by: str = typer.Option("name"),
+    output_dir: Path = typer.Option(Path("runs/eval"), "--output-dir", help="where the PNGs and metrics go"),
+    threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
+) -> None:
+    """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
+    from .chain.trm import default_model_path
+    from .trm.dataset import merge, split
+    from .trm.evaluate import evaluate_records, format_report, format_tables, plot_confusion, plot_reliability
+    from .trm.infer import Predictor
+
+    path = model or default_model_path()
+    if path is None:
+        raise typer.BadParameter("no model: give --model or set MODEL_PATH")
+    pred = Predictor.load(path)
+    records = merge([str(p) for p in data])
+    if held_out:
+        records = split(records, seed=seed, by=split_by).test
+    thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))
+    m = evaluate_records(pred, records, threshold=thr)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
+    plot_confusion(m, output_dir / "confusion.png")
+    plot_reliability(m, output_dir / "reliability.png")
+    typer.echo(format_report(m, str(data[0].name) + (" (held-out)" if held_out else "")))
+    typer.echo(format_tables(m))
+    typer.echo(f"plots: {output_dir / 'confusion.png'}, {output_dir / 'reliability.png'}")
+
+
 # ------------------------------------------------------------------ dataset
 
 

@@ -118,3 +118,12 @@ def test_runbook_rejects_unknown_function_or_parameter():
         runbook.parse("alerts:\n- alert: X\n  when:\n  - plan: [{function: nuke}]\n")
     with pytest.raises(ValueError, match="has no parameter"):
         runbook.parse("alerts:\n- alert: X\n  when:\n  - plan: [{function: pod-restart, parameters: {force: [a]}}]\n")
+
+
+def test_flux_object_of_a_kind_we_cannot_reconcile_is_not_sent_to_the_kustomization_function():
+    d = RULES.decide(alert("FluxReconciliationFailure", customresource_kind="Bucket", customresource_name="b",
+                           namespace="flux-system"))
+    assert d.lambda_function is None
+    d = RULES.decide(alert("FluxReconciliationFailure", customresource_kind="Kustomization",
+                           customresource_name="apps", customresource_namespace="home", namespace="monitoring"))
+    assert (d.lambda_function, d.parameters) == ("flux-reconcile-kustomization", {"name": "apps", "namespace": "home"})

@@ -48,6 +48,11 @@ class TRMStage:
             self._error = "no TRM model (MODEL_PATH unset and none packaged)"
             return
         try:
+            import torch
+
+            # One intra-op thread: on a small node the agent's HTTP workers need the other core, and
+            # on a shared 2-core machine two torch threads measured several times slower, not faster.
+            torch.set_num_threads(max(1, int(os.environ.get("TORCH_THREADS", "1"))))
             from ..trm.infer import TRMStage as Inner
 
             kw = {} if self.threshold is None else {"threshold": self.threshold}

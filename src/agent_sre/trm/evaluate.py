@@ -200,7 +200,6 @@ def encode_records(tok: Any, records: Iterable[dict[str, Any]]):
 # The recipe measured on 2 shared CPU cores (see the helper report): the cpu preset narrowed to
 # hidden 64 / 4 heads / at most 4 supervision steps, L = 40, cosine lr 2e-3, EMA 0.995, 4 epochs
 # (24,000 generated records, seed 1: about 6 minutes of training).
-CPU_MODEL_OVERRIDES: dict[str, Any] = {"hidden": 64, "heads": 4, "n_sup": 4}
 CPU_TRAIN_DEFAULTS: dict[str, Any] = {"schedule": "cosine", "ema_decay": 0.995, "warmup_steps": 50}
 
 
@@ -210,11 +209,12 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
                      num_threads: int | None = 1, progress: bool = False,
                      extra_eval: dict[str, list[dict[str, Any]]] | None = None,
                      model_overrides: dict[str, Any] | None = None, seq_len: int = 40,
+                     resume: bool = False, export_dir: str | Path | None = None,
                      **train_overrides: Any) -> dict[str, Any]:
     """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
     (by alert name and template by default) and export the model with its tokenizer and catalog hash.
 
-    Writes into ``output_dir``: ``model/`` (the export), ``metrics.json``, ``confusion.png``,
+    Writes into ``output_dir``: ``model/`` (the export, or ``export_dir``), ``metrics.json``, ``confusion.png``,
     ``reliability.png``, ``split.json`` and the training run (``run/``). Returns the metrics."""
     import torch
 
@@ -237,19 +237,18 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     Xt, Yt = encode_records(tok, sp.train)
     Xv, Yv = encode_records(tok, sp.val)
     t_enc = time.time() - t0
-    if model_overrides is None:
-        model_overrides = dict(CPU_MODEL_OVERRIDES) if preset == "cpu" else {}
     mc = TRMConfig.preset(preset, seq_len=tok.seq_len, feature_vocab=tok.feature_vocab, n_out=tok.space.n_out,
-                          **model_overrides)
+                          **(model_overrides or {}))
     tkw = {**(CPU_TRAIN_DEFAULTS if preset == "cpu" else {}), **train_overrides}
     tc = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
                      num_threads=num_threads, **tkw)
-    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress)
+    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress, resume=resume)
     ema, _cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
     extra = {"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(), "labels": tok.space.classes,
              "split": sp.info, "seed": seed, "preset": preset, "threshold": threshold}
-    export(ema, mc, out / "model", extra=extra)
-    pred = Predictor.load(out / "model")
+    model_dir = Path(export_dir) if export_dir else out / "model"
+    export(ema, mc, model_dir, extra=extra)
+    pred = Predictor.load(model_dir)
     metrics: dict[str, Any] = {"train": {k: v for k, v in tm.items() if isinstance(v, (int, float))},
                                "sizes": sp.info["sizes"], "encode_s": t_enc,
                                "model": {"preset": preset, "seq_len": tok.seq_len,
@@ -264,3 +263,30 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     metrics["wall_s"] = time.time() - t0
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
+
+
+def format_tables(m: dict[str, Any]) -> str:
+    """The per-function confusion matrix and the calibration table as plain text."""
+    labels = m["confusion"]["labels"]
+    short = [lbl.replace("flux-reconcile-", "flux-").replace("-status", "") for lbl in labels]
+    w = max(len(x) for x in short) + 1
+    lines = ["confusion (rows: expected, columns: predicted)", " " * w + "".join(f"{x[:10]:>11}" for x in short)]
+    for name, row in zip(short, m["confusion"]["matrix"]):
+        lines.append(f"{name:<{w}}" + "".join(f"{v:>11}" for v in row))
+    lines.append("calibration (confidence bin: n, mean confidence, accuracy)")
+    for b in m["calibration"]["bins"]:
+        if b["n"]:
+            lines.append(f"  [{b['lo']:.1f}, {b['hi']:.1f}): n={b['n']:<6} conf={b['confidence']:.3f} "
+                         f"acc={b['accuracy']:.3f}")
+    return "\n".join(lines)
+
+
+def reexport(output_dir: str | Path, export_dir: str | Path) -> Path:
+    """Export the EMA weights of ``output_dir/run/checkpoint.pt`` again, with the tokenizer and label
+    space recorded in ``output_dir/model`` (e.g. after resuming a run)."""
+    from .checkpoint import export, load_exported, model_from_checkpoint
+
+    out = Path(output_dir)
+    _, _, extra = load_exported(out / "model")
+    ema, cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
+    return export(ema, cfg, export_dir, extra=extra)
