@@ -76,7 +76,9 @@ class TRMEngine:
         stage = TRMStage.from_path(model_dir, threshold=th)
         model = stage.predictor.model
         used, why = "torch", "requested" if backend == "torch" else ""
-        if backend in ("auto", "onnx"):
+        if backend == "auto" and stage.predictor.device.type != "cpu":
+            why = f"model on {stage.predictor.device}: ONNX Runtime path is CPU-only"
+        elif backend in ("auto", "onnx"):
             try:
                 from .onnx_backend import use_onnx
 

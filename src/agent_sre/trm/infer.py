@@ -8,6 +8,8 @@ answer, parsed with the project's JSON parser and validated against the catalog.
 
 from __future__ import annotations
 
+import os
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ class Predictor:
     def __init__(self, model: Any, tokenizer: Tokenizer, meta: Mapping[str, Any] | None = None,
                  halt_threshold: float = 0.0, use_halt_confidence: bool = False):
         self.model = model.eval()
+        self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.tok = tokenizer
         self.meta = dict(meta or {})
         self.halt_threshold = halt_threshold
@@ -54,7 +57,11 @@ class Predictor:
         d = Path(model_dir)
         if not d.is_dir():
             raise ModelLoadError(f"model directory {d} does not exist")
-        model, cfg, extra = load_exported(d)
+        # DEVICE=cuda for the GPU variant of trm-reasoning; the CPU build is the default everywhere.
+        device = str(kw.pop("device", None) or os.environ.get("DEVICE", "cpu")).strip() or "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"DEVICE={device} but this torch build has no CUDA device")
+        model, cfg, extra = load_exported(d, device=device)
         if "tokenizer" not in extra:
             raise ModelLoadError(f"{d}: export has no tokenizer vocabulary (extra.tokenizer)")
         try:
@@ -74,7 +81,7 @@ class Predictor:
         if not alerts:
             return []
         encs = [self.tok.encode(a) for a in alerts]
-        x = torch.tensor([e.ids for e in encs], dtype=torch.long)
+        x = torch.tensor([e.ids for e in encs], dtype=torch.long, device=self.device)
         with torch.inference_mode():
             out = self.model.predict(x, halt_threshold=self.halt_threshold)
         probs = out["probs"].float().cpu().numpy()
