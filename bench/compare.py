@@ -114,14 +114,33 @@ class _SingleStepExploration:
         return self._real.randint(low, high, *args, **kw)
 
 
-def load_train_meta(model_dir: Path | None) -> dict[str, Any] | None:
+def find_train_meta(model_dir: Path | None, explicit: Path | None = None) -> Path | None:
+    """train_meta.json of an exported model: given, beside it, or the training run under runs/ whose export
+    has the same weights (sha256 in config.json) as ``model_dir``."""
+    if explicit is not None:
+        return explicit
     if model_dir is None:
         return None
     for p in (model_dir / "train_meta.json", model_dir.parent / "run" / "train_meta.json",
               model_dir.parent / "train_meta.json"):
         if p.is_file():
-            return json.loads(p.read_text())
+            return p
+    try:
+        sha = json.loads((model_dir / "config.json").read_text())["weights_sha256"]
+    except (OSError, KeyError, ValueError):
+        return None
+    for cfg in sorted((ROOT / "runs").glob("*/*/config.json")):
+        try:
+            if json.loads(cfg.read_text()).get("weights_sha256") == sha and \
+                    (cfg.parent.parent / "run" / "train_meta.json").is_file():
+                return cfg.parent.parent / "run" / "train_meta.json"
+        except (OSError, ValueError):
+            continue
     return None
+
+
+def load_train_meta(path: Path | None) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def train_trm(train: list[dict], val: list[dict], out: Path, *, base_cfg: dict[str, Any] | None, preset: str,
@@ -147,8 +166,9 @@ def train_trm(train: list[dict], val: list[dict], out: Path, *, base_cfg: dict[s
         mc = TRMConfig.preset(preset, **sizes, **overrides)
     known = set(TrainConfig.__dataclass_fields__)
     tcd = {k: v for k, v in train_cfg.items() if k in known}
+    # constant LR for both: a cosine schedule is laid out over epochs, which a max_steps run does not finish
     tcd.update(max_steps=steps, epochs=10_000, seed=seed, num_threads=threads, device="cpu",
-               checkpoint_every=10**9)
+               checkpoint_every=10**9, schedule="constant")
     tcd.setdefault("warmup_steps", min(100, max(1, steps // 10)))
     tcd["warmup_steps"] = min(int(tcd["warmup_steps"]), max(1, steps // 5))
     tc = TrainConfig(**tcd)
@@ -192,7 +212,8 @@ def plot_acc_latency(rows: list[dict], path: Path) -> None:
             ax.scatter([x], [y], s=60, color=f"C{i % 10}", zorder=3)
             ax.errorbar([x], [y], xerr=[[0], [max(0.0, r["latency_ms"]["p99"] - x)]], color=f"C{i % 10}",
                         alpha=0.5, capsize=3)
-            ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(r["method"], (x, y), textcoords="offset points", fontsize=8, color=f"C{i % 10}",
+                        xytext=(6, (-1) ** i * (4 + 9 * (i % 3))))
         ax.set_xscale("log")
         ax.set_xlabel("latency per alert, ms (p50; bar to p99), log scale")
         ax.set_title(title)
@@ -238,11 +259,13 @@ def plot_reliability(rows: list[dict], path: Path) -> None:
         bins = [b for b in r["test"]["reliability"] if b["n"]]
         if not bins:
             continue
-        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color=f"C{i % 10}",
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "-", color=f"C{i % 10}", alpha=0.6,
                 label=f"{r['method']} (ECE {r['test']['ece']:.3f}, n={r['test']['answered']})")
+        ax.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=f"C{i % 10}",
+                   s=[8 + 6 * b["n"] ** 0.5 for b in bins], zorder=3)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("confidence (bin mean, answered alerts)")
+    ax.set_xlabel("confidence (bin mean, answered alerts; marker area ~ alerts in bin)")
     ax.set_ylabel("exact accuracy in bin")
     ax.set_title("Reliability on the held-out split")
     ax.grid(alpha=0.3)
@@ -418,12 +441,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--public", type=Path, default=PUBLIC, help="public dev set (evaluation only)")
     ap.add_argument("--model-dir", type=Path, default=None, help="TRM cpu preset export (default: packaged)")
     ap.add_argument("--paper-model-dir", type=Path, default=None, help="TRM paper preset export (GPU-trained)")
+    ap.add_argument("--train-meta", type=Path, default=None,
+                    help="train_meta.json of --model-dir (default: beside it, or the runs/ export with the same weights)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     ap.add_argument("--methods", default="rules,tfidf,knn,trm,paper,chain")
     ap.add_argument("--test-max", type=int, default=None, help="evaluate on the first N test alerts only")
-    ap.add_argument("--knn-max-train", type=int, default=1500, help="1-NN index size (stratified subsample)")
-    ap.add_argument("--knn-test-max", type=int, default=600,
-                    help="1-NN is evaluated on the first N held-out test alerts (MiniLM costs ~0.1 s per alert here)")
+    ap.add_argument("--knn-max-train", type=int, default=2000, help="1-NN index size (stratified subsample)")
+    ap.add_argument("--knn-test-max", type=int, default=None,
+                    help="1-NN is evaluated on the first N held-out test alerts (default: all; MiniLM embeds ~25 alerts/s on one core here)")
     ap.add_argument("--depth-test-max", type=int, default=1000,
                     help="the depth curve and ACT on/off use the first N held-out test alerts (N_sup passes each)")
     ap.add_argument("--latency-n", type=int, default=200)
@@ -441,7 +466,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--ablation-dir", type=Path, default=ROOT / "runs" / "bench-ablation")
     ap.add_argument("--lr", type=float, default=1e-3, help="ablation learning rate (train_from_jsonl's default)")
     ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from --out/results.json")
     a = ap.parse_args(argv)
+    if a.replot:
+        res = json.loads((a.out / "results.json").read_text())
+        present = [r for r in res["methods"] if not r.get("unavailable")]
+        plot_acc_latency(present, a.out / "accuracy_vs_latency.png")
+        plot_reliability([r for r in present if "@" not in r["method"]], a.out / "reliability.png")
+        if res.get("plots", {}).get("depth"):
+            plot_depth(res["ablations"]["depth"], a.out / "accuracy_vs_depth.png")
+        return res
     command = "HF_HUB_OFFLINE=1 .venv/bin/python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     import torch
@@ -505,17 +539,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         kw["latency_n"] = min(a.latency_n, 50)
         go(m, sub)
         kw["latency_n"] = a.latency_n
+        knn_note = (f"minilm-1nn: its index holds {len(m.index_records)} of the {len(sp.train)} training alerts "
+                    f"(stratified by function: `--knn-max-train`), its single-alert latency is measured on 50 alerts")
         if len(sub) < len(test):
-            notes.append(f"minilm-1nn is evaluated on the first {len(sub)} of the {len(test)} held-out test alerts "
-                         f"(every other method on all of them), its latency on 50 of them, and its index holds {len(m.index_records)} of the "
-                         f"{len(sp.train)} training alerts (stratified by function): MiniLM embeds ~10 alerts/s on "
-                         f"this CPU.")
+            knn_note += f", and it is evaluated on the first {len(sub)} of the {len(test)} held-out test alerts"
+        notes.append(knn_note + "; MiniLM embeds ~25 alerts/s on one core here.")
     trm_method = None
     if "trm" in wanted:
         if model_dir is None:
             rows.append({"method": "trm-cpu", "unavailable": "no packaged model (src/agent_sre/data/model/) and no --model-dir"})
         else:
             trm_method = bl.TRMMethod(Path(model_dir), name="trm-cpu")
+            tm_path = find_train_meta(Path(model_dir), a.train_meta)
+            tm = load_train_meta(tm_path)
+            if tm:
+                trm_method.train_s = float(tm["wall_time_s"])
+                trm_method.train_note = (f"{tm_path}: {tm.get('steps')} optimizer steps on {tm.get('device')}, "
+                                         f"{(tm.get('train_config') or {}).get('num_threads')} torch thread(s)")
             r = go(trm_method)
             rows.append(thresholded(r, test, r["_public_preds"], public, a.threshold,
                                     f"trm-cpu@{a.threshold:g} (stage)"))
@@ -574,7 +614,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ablations["depth"] = depth
         ablations["act"] = act
     if a.ablation == "on" and "trm" in wanted:
-        meta = load_train_meta(Path(model_dir)) if model_dir else None
+        meta = load_train_meta(find_train_meta(Path(model_dir), a.train_meta)) if model_dir else None
         meta_steps = int(meta["steps"]) if meta and meta.get("steps") is not None else None
         base_cfg = None
         if model_dir is not None:
@@ -602,7 +642,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 plain[name] = {"test_exact": r["test"]["exact_accuracy"]}
         tcfg = rec["models"][0]["train_config"]
         rec["note"] = (f"Both trained here with `trm.train.train` on the same training split and vocabulary, "
-                       f"{arch}, seed {a.seed}, lr {tcfg['lr']}, batch {tcfg['batch_size']}, "
+                       f"{arch}, seed {a.seed}, lr {tcfg['lr']} constant (after {tcfg['warmup_steps']} warm-up steps), "
+                       f"batch {tcfg['batch_size']}, the rest of the packaged training config, "
                        f"max_steps {steps} (ran {rec['models'][0]['steps']} and {rec['models'][1]['steps']}: the trainer "
                        f"checks max_steps at batch boundaries, a batch takes up to N_sup steps) (packaged model: "
                        f"{meta_steps if meta_steps is not None else 'unknown'} steps; budget capped at "
