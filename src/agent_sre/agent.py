@@ -73,6 +73,18 @@ def _escalation(alert: Alert, decision: Decision, reason: str, key: str) -> Clou
                          extensions={"correlationid": attrs.get("correlationid")})
 
 
+def needs_nothing(alert: Alert) -> bool:
+    """The runbook explicitly maps this alert to an empty plan."""
+    from . import runbook
+
+    try:
+        entry = runbook.load().entry_for(alert.name)
+    except (OSError, ValueError):
+        return False
+    case = next((c for c in entry.when if c.matches(alert.labels)), None) if entry else None
+    return case is not None and not case.plan
+
+
 class Agent:
     def __init__(self, chain: Chain | None = None, broker: Broker | None = None, gate: Gate | None = None,
                  dry_run: bool = True, *, outbox: Outbox | None = None, audit: Audit | None = None,
@@ -180,8 +192,11 @@ class Agent:
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)
         if not decision.action:
-            if alert.firing and decision.method is Method.NONE:
-                self._emit(out, _escalation(alert, decision, decision.reasoning, "no_action"))
+            # Nothing in the catalog fits: a person should look, unless the runbook says this alert
+            # needs nothing (a heartbeat such as Watchdog).
+            if alert.firing and not needs_nothing(alert):
+                self._emit(out, _escalation(alert, decision, decision.reasoning or "no remediation fits",
+                                            "no_action"))
             return out
         verdict = self.gate.check(alert, decision)
         out.verdict = verdict

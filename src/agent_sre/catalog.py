@@ -61,7 +61,18 @@ class FunctionSpec:
     rbac: tuple[RBACRule, ...] = ()
     # Which parameters name the object acted on (used by the gate: the target must appear in the alert).
     target_keys: tuple[str, ...] = ("name", "namespace")
+    # The Kubernetes kind acted on (Flux functions: the alert's ``kind`` label must agree), and the
+    # label keys that can name it, per value of ``type`` (None: any). The gate uses these to refuse a
+    # model that copies the right string from the wrong label (a HelmRelease's name as a pod name).
+    kind: str | None = None
+    name_labels: dict[str | None, tuple[str, ...]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def labels_for_name(self, params: dict[str, Any]) -> tuple[str, ...] | None:
+        """Label-key fragments that may hold ``params['name']``; None when not constrained."""
+        if not self.name_labels:
+            return None
+        return self.name_labels.get(params.get("type"), self.name_labels.get(None))
 
     @property
     def mutating(self) -> bool:
@@ -117,13 +128,15 @@ def remediation(
     risk: Risk,
     rbac: tuple[RBACRule, ...] = (),
     target_keys: tuple[str, ...] = ("name", "namespace"),
+    kind: str | None = None,
+    name_labels: dict[str | None, tuple[str, ...]] | None = None,
 ):
     """Class decorator: declare a remediation function by its parameter model."""
 
     def wrap(cls: type[Params]) -> type[Params]:
         if name in _REGISTRY:
             raise ValueError(f"remediation {name!r} declared twice")
-        _REGISTRY[name] = FunctionSpec(name, description, risk, cls, rbac, target_keys)
+        _REGISTRY[name] = FunctionSpec(name, description, risk, cls, rbac, target_keys, kind, dict(name_labels or {}))
         cls.function_name = name  # type: ignore[attr-defined]
         return cls
 
@@ -131,6 +144,10 @@ def remediation(
 
 
 # --------------------------------------------------------------------------- declarations
+
+# Label keys that name a Flux object: plain `name` (gotk_* metrics), kube-state-metrics' custom
+# resource state (`customresource_name`), and keys named after the kind.
+_FLUX_NAME_LABELS = ("name", "customresource_name", "exported_name")
 
 _FLUX_NOTE = "Like `flux reconcile`: sets the reconcile.fluxcd.io/requestedAt annotation; suspended objects are left alone."
 
@@ -143,6 +160,8 @@ _FLUX_NOTE = "Like `flux reconcile`: sets the reconcile.fluxcd.io/requestedAt an
           RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch")),
           RBACRule("source.toolkit.fluxcd.io", "ocirepositories", ("get", "patch")),
           RBACRule("source.toolkit.fluxcd.io", "buckets", ("get", "patch"))),
+    kind="Kustomization",
+    name_labels={None: _FLUX_NAME_LABELS + ("kustomization",)},
 )
 class FluxReconcileKustomization(Params):
     name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="Kustomization name")
@@ -154,6 +173,8 @@ class FluxReconcileKustomization(Params):
     description=f"Ask Flux to fetch a GitRepository source again now. {_FLUX_NOTE}",
     risk=Risk.MUTATING,
     rbac=(RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch")),),
+    kind="GitRepository",
+    name_labels={None: _FLUX_NAME_LABELS + ("gitrepository", "repository", "source")},
 )
 class FluxReconcileGitRepository(Params):
     name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="GitRepository name")
@@ -169,6 +190,8 @@ class FluxReconcileGitRepository(Params):
           RBACRule("source.toolkit.fluxcd.io", "helmcharts", ("get", "patch")),
           RBACRule("source.toolkit.fluxcd.io", "ocirepositories", ("get", "patch")),
           RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch"))),
+    kind="HelmRelease",
+    name_labels={None: _FLUX_NAME_LABELS + ("helmrelease", "release")},
 )
 class FluxReconcileHelmRelease(Params):
     name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="HelmRelease name")
@@ -185,6 +208,9 @@ class FluxReconcileHelmRelease(Params):
           RBACRule("apps", "deployments", ("get", "patch")),
           RBACRule("apps", "statefulsets", ("get", "patch")),
           RBACRule("apps", "daemonsets", ("get", "patch"))),
+    name_labels={"pod": ("pod",), "deployment": ("deployment", "workload", "owner_name"),
+                 "statefulset": ("statefulset", "workload", "owner_name"),
+                 "daemonset": ("daemonset", "workload", "owner_name")},
 )
 class PodRestart(Params):
     name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="pod or workload name")
@@ -201,6 +227,7 @@ class PodRestart(Params):
     risk=Risk.READ_ONLY,
     rbac=(RBACRule("", "pods", ("get", "list")), RBACRule("", "events", ("list",))),
     target_keys=("namespace", "name", "selector"),
+    name_labels={None: ("pod",)},
 )
 class PodCheckStatus(Params):
     namespace: str = Field(pattern=K8S_NAMESPACE_RE, max_length=63, description="namespace of the pods")
@@ -222,6 +249,8 @@ class PodCheckStatus(Params):
     risk=Risk.READ_ONLY,
     rbac=(RBACRule("", "persistentvolumeclaims", ("get",)),
           RBACRule("storage.k8s.io", "storageclasses", ("get",))),
+    kind="PersistentVolumeClaim",
+    name_labels={None: ("persistentvolumeclaim", "pvc", "claim", "volume")},
 )
 class CheckPVCStatus(Params):
     name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="PersistentVolumeClaim name")

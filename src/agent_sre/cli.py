@@ -231,7 +231,8 @@ def evaluate(
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
     from .chain.trm import default_model_path
     from .trm.dataset import merge, split
-    from .trm.evaluate import evaluate_records, format_report, format_tables, plot_confusion, plot_reliability
+    from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
+                                plot_reliability)
     from .trm.infer import Predictor
 
     path = model or default_model_path()
@@ -244,10 +245,14 @@ def evaluate(
     thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))
     m = evaluate_records(pred, records, threshold=thr)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
     plot_confusion(m, output_dir / "confusion.png")
     plot_reliability(m, output_dir / "reliability.png")
+    g = gate_view(pred, records, threshold=thr)
+    m["through_gate"] = g
+    (output_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
     typer.echo(format_report(m, str(data[0].name) + (" (held-out)" if held_out else "")))
+    typer.echo(f"  through the gate: {g['allowed']} remediations allowed, {g['wrong_allowed']} of them wrong; "
+               f"the gate stopped {g['wrong_stopped_by_gate']} wrong and {g['right_stopped_by_gate']} right ones")
     typer.echo(format_tables(m))
     typer.echo(f"plots: {output_dir / 'confusion.png'}, {output_dir / 'reliability.png'}")
 

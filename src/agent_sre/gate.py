@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from . import catalog
 from .alerts import Alert, label_fingerprint
-from .decision import Decision
+from .decision import Decision, Method
 from .policy import Policy, default as default_policy, strictest
 from .state import Action, Limits, StateStore
 
@@ -53,6 +53,14 @@ class Verdict(BaseModel):
     @property
     def duplicate(self) -> bool:
         return self.code == "duplicate"
+
+
+def _names_kind(key: str, fragments: tuple[str, ...]) -> bool:
+    """``pod`` names a pod in ``pod``, ``pod_name``, ``exported_pod``; a generic fragment such as
+    ``name`` only matches the key itself (``job_name`` does not name a Flux object)."""
+    key = key.lower()
+    tokens = set(re.split(r"[_.\-]", key))
+    return any(key == f or (f != "name" and f in tokens) for f in fragments)
 
 
 _TERM = re.compile(r"^(?P<key>[^=!]+?)(?P<op>==|!=|=)(?P<value>.*)$")
@@ -116,6 +124,8 @@ class Gate:
 
         why = (self._target_from_alert(alert, spec, params) if step_index == 0
                else self._target_from_result(decision, step_index, params, observed, previous))
+        if not why and step_index == 0 and self._check_provenance(decision):
+            why = self._target_label_kind(alert, spec, params)
         if why:
             return self._no("target", why, mode, target)
 
@@ -179,6 +189,29 @@ class Gate:
                         return f"selector term {k}={val} is not backed by the alert's labels"
             elif v not in values:
                 return f"{key}={v!r} does not appear in the alert's labels"
+        return None
+
+    def _check_provenance(self, decision: Decision) -> bool:
+        how = self.policy.provenance
+        return how == "all" or (how == "models" and decision.method in (Method.TRM, Method.LLM))
+
+    @staticmethod
+    def _target_label_kind(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
+        """The right string from the wrong label is still the wrong target: the name must sit under
+        a label that names that kind of object, and a kind-specific function must agree with the
+        alert's own ``kind`` label."""
+        for key in ("kind", "customresource_kind"):
+            k = alert.labels.get(key)
+            if spec.kind and k and k.lower() != spec.kind.lower():
+                return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
+        allowed = spec.labels_for_name(params)
+        name = params.get("name")
+        if allowed is None or name is None:
+            return None
+        keys = [k for k, v in alert.labels.items() if v == name]
+        if not any(_names_kind(k, allowed) for k in keys):
+            return (f"name={name!r} comes from label(s) {', '.join(sorted(keys))}, none of which names what "
+                    f"{spec.name} acts on (expected a label like {', '.join(allowed)})")
         return None
 
     @staticmethod

@@ -78,6 +78,10 @@ class Policy(_Strict):
     budget: Budget = Field(default_factory=Budget)
     storm: Storm = Field(default_factory=Storm)
     loop: Loop = Field(default_factory=Loop)
+    # Target provenance for model proposals: the name must come from a label that names that kind of
+    # object (a pod name from `pod`, a claim from `persistentvolumeclaim`...) and a Flux function must
+    # agree with the alert's `kind`. models: TRM and LLM decisions; all: also rules and annotations.
+    provenance: Literal["models", "all", "off"] = "models"
 
     @model_validator(mode="after")
     def _known_functions(self) -> "Policy":

@@ -202,3 +202,55 @@ def test_later_step_target_must_come_from_the_observed_result():
     assert v.code == "target" and "there is none" in v.reason
     v = g.check(a, d, 1, {"name": "prometheus-0", "namespace": "monitoring", "type": "deployment"}, observed=seen)
     assert v.code == "target" and "differs from the plan" in v.reason
+
+
+# ------------------------------------------------------------------ provenance: right string, wrong label
+
+def test_a_helmrelease_name_is_not_a_pod_name():
+    # Seen on the held-out split: the TRM proposed pod-restart of "backend", a HelmRelease's name.
+    a = alert(alertname="GotkReleaseRollbackFailed", exported_namespace="internal", namespace="flux-system",
+              **{"name": "backend", "pod": "kustomize-controller-7t5cvgvcp-cwccm"})
+    out, rec = run(lambda _: ("pod-restart", {"name": "backend", "namespace": "internal"}, 0.95), a)
+    assert not out.verdict.allowed and out.verdict.code == "target"
+    assert "comes from label(s) name" in out.verdict.reason and rec.triggers == []
+
+
+def test_flux_function_must_agree_with_the_alerts_kind():
+    a = alert(alertname="FluxObjectFailing", kind="HelmRelease", **{"name": "grafana", "exported_namespace": "mon"})
+    out, _ = run(lambda _: ("flux-reconcile-kustomization", {"name": "grafana", "namespace": "mon"}, 0.99), a)
+    assert not out.verdict.allowed and "is about a HelmRelease" in out.verdict.reason
+    out, rec = run(lambda _: ("flux-reconcile-helmrelease", {"name": "grafana", "namespace": "mon"}, 0.99), a)
+    assert out.verdict.allowed, out.verdict.reason
+    assert len(rec.triggers) == 1
+
+
+@pytest.mark.parametrize("labels,params,ok", [
+    ({"pod": "web-1"}, {"name": "web-1", "type": "pod"}, True),
+    ({"exported_pod": "web-1"}, {"name": "web-1", "type": "pod"}, True),
+    ({"pod_name": "web-1"}, {"name": "web-1", "type": "pod"}, True),
+    ({"deployment": "web"}, {"name": "web", "type": "deployment"}, True),
+    ({"deployment": "web"}, {"name": "web", "type": "pod"}, False),
+    ({"service": "web"}, {"name": "web", "type": "deployment"}, False),
+    ({"job_name": "web-1"}, {"name": "web-1", "type": "pod"}, False),
+])
+def test_restart_target_must_come_from_a_label_naming_that_kind(labels, params, ok):
+    a = alert(alertname="SomethingWrong", namespace="apps", **labels)
+    out, _ = run(lambda _: ("pod-restart", {**params, "namespace": "apps"}, 0.99), a)
+    assert out.verdict.allowed is ok, out.verdict.reason
+
+
+def test_provenance_applies_to_models_only_by_default_and_to_all_when_asked():
+    a = alert(alertname="SomethingWrong", namespace="apps", service="web")
+    annotated = alert(alertname="SomethingWrong", namespace="apps", service="web", annotations={
+        "lambda_function": "pod-restart", "lambda_parameters": '{"name": "web", "namespace": "apps", "type": "deployment"}'})
+    from agent_sre.chain.annotations import AnnotationStage
+
+    agent = Agent(chain=Chain([AnnotationStage()]), broker=Recorder(), gate=Gate())
+    [out] = agent.handle_alerts([annotated])
+    assert out.verdict.allowed, out.verdict.reason  # a person wrote that mapping
+    strict = Gate(policy=Policy(provenance="all"))
+    agent = Agent(chain=Chain([AnnotationStage()]), broker=Recorder(), gate=strict)
+    [out] = agent.handle_alerts([annotated])
+    assert not out.verdict.allowed and out.verdict.code == "target"
+    out, _ = run(lambda _: ("pod-restart", {"name": "web", "namespace": "apps", "type": "deployment"}, 0.99), a)
+    assert not out.verdict.allowed

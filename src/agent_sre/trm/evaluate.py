@@ -290,3 +290,38 @@ def reexport(output_dir: str | Path, export_dir: str | Path) -> Path:
     _, _, extra = load_exported(out / "model")
     ema, cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
     return export(ema, cfg, export_dir, extra=extra)
+
+
+def gate_view(predictor: Any, records: list[dict[str, Any]], *, threshold: float = 0.9,
+              batch_size: int = 256) -> dict[str, Any]:
+    """What would reach the cluster: TRM decisions above ``threshold`` that the default gate allows
+    (stateless: catalog, target provenance, namespaces, confidence). Counts remediations that pass
+    and are wrong, and the ones the gate stopped."""
+    from ..alerts import Alert
+    from ..gate import Gate
+
+    gate = Gate()
+    allowed = wrong_allowed = stopped_wrong = stopped_right = 0
+    examples = []
+    for i in range(0, len(records), batch_size):
+        chunk = records[i:i + batch_size]
+        for r, p in zip(chunk, predictor.predict_batch([c["alert"] for c in chunk])):
+            d = p.decision
+            if d is None or not d.lambda_function or p.confidence < threshold:
+                continue
+            exp = r["expect"]
+            right = (d.lambda_function == exp.get("lambda_function")
+                     and dict(d.parameters) == _norm(exp.get("lambda_function"), exp.get("parameters") or {}))
+            v = gate.check(Alert.model_validate(r["alert"]), d)
+            if v.allowed:
+                allowed += 1
+                wrong_allowed += not right
+                if not right:
+                    examples.append({"alertname": r["alert"]["labels"].get("alertname"),
+                                     "got": d.lambda_function, "params": dict(d.parameters)})
+            else:
+                stopped_wrong += not right
+                stopped_right += right
+    return {"threshold": threshold, "allowed": allowed, "wrong_allowed": wrong_allowed,
+            "wrong_stopped_by_gate": stopped_wrong, "right_stopped_by_gate": stopped_right,
+            "wrong_examples": examples[:20]}
