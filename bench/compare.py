@@ -262,7 +262,7 @@ def plot_reliability(rows: list[dict], path: Path) -> None:
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "-", color=f"C{i % 10}", alpha=0.6,
                 label=f"{r['method']} (ECE {r['test']['ece']:.3f}, n={r['test']['answered']})")
         ax.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=f"C{i % 10}",
-                   s=[8 + 6 * b["n"] ** 0.5 for b in bins], zorder=3)
+                   s=[min(120.0, 8 + 3 * b["n"] ** 0.5) for b in bins], zorder=3)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (bin mean, answered alerts; marker area ~ alerts in bin)")
