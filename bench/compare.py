@@ -96,24 +96,6 @@ def thresholded(row: dict[str, Any], test: list[dict], public_preds: list[bl.Pre
 # --------------------------------------------------------------------------- TRM training (ablation)
 
 
-class _SingleStepExploration:
-    """``trm.train`` draws each sample's minimum halting step with ``torch.randint(2, n_sup + 1)``, an
-    empty range when ``n_sup == 1`` (the plain-network ablation), and raises. With one supervision step
-    there is nothing to explore, so for that call only the draw returns 2 (no effect: step 1 always halts).
-    Engaged only for ``n_sup < 2``; remove once trm/train.py guards it."""
-
-    def __init__(self, real):
-        self._real = real
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-    def randint(self, low, high, *args, **kw):
-        if high <= low:
-            high = low + 1
-        return self._real.randint(low, high, *args, **kw)
-
-
 def find_train_meta(model_dir: Path | None, explicit: Path | None = None) -> Path | None:
     """train_meta.json of an exported model: given, beside it, or the training run under runs/ whose export
     has the same weights (sha256 in config.json) as ``model_dir``."""
@@ -172,13 +154,7 @@ def train_trm(train: list[dict], val: list[dict], out: Path, *, base_cfg: dict[s
     tcd.setdefault("warmup_steps", min(100, max(1, steps // 10)))
     tcd["warmup_steps"] = min(int(tcd["warmup_steps"]), max(1, steps // 5))
     tc = TrainConfig(**tcd)
-    real = trm_train_mod.torch
-    if mc.n_sup < 2:
-        trm_train_mod.torch = _SingleStepExploration(real)
-    try:
-        m = trm_train_mod.train(mc, tc, (Xt, Yt), None, output_dir=out / "run", progress=False)
-    finally:
-        trm_train_mod.torch = real
+    m = trm_train_mod.train(mc, tc, (Xt, Yt), None, output_dir=out / "run", progress=False)
     ema, _ = model_from_checkpoint(out / "run" / "checkpoint.pt")
     export(ema, mc, out / "model", extra={"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(),
                                           "seed": seed, "preset": preset, "overrides": overrides})
@@ -434,8 +410,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agent_sre.chain.trm import default_model_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=20000, help="alerts to generate (default as `dataset generate`)")
-    ap.add_argument("--seed", type=int, default=0, help="generate + split seed (and all training seeds)")
+    ap.add_argument("--n", type=int, default=24000, help="alerts to generate (the shipped model's recipe)")
+    ap.add_argument("--seed", type=int, default=0, help="split seed (and all training seeds)")
+    ap.add_argument("--gen-seed", type=int, default=1, help="generate seed (the shipped model's recipe)")
     ap.add_argument("--data", type=Path, default=None,
                     help="the JSONL the TRM was trained from (instead of generating --n alerts)")
     ap.add_argument("--public", type=Path, default=PUBLIC, help="public dev set (evaluation only)")
@@ -492,12 +469,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         records = ds.merge([a.data])
         data_desc = f"`merge([{a.data}])`"
     else:
-        log(f"generating {a.n} alerts (seed {a.seed}) and splitting by name")
+        log(f"generating {a.n} alerts (seed {a.gen_seed}) and splitting by name")
         # the training path exactly: `dataset generate` writes JSONL, train_from_jsonl merges (dedups) it
         with tempfile.TemporaryDirectory() as td:
-            ds.write_jsonl(Path(td) / "gen.jsonl", ds.generate(n=a.n, seed=a.seed))
+            ds.write_jsonl(Path(td) / "gen.jsonl", ds.generate(n=a.n, seed=a.gen_seed))
             records = ds.merge([Path(td) / "gen.jsonl"])
-        data_desc = f"`generate(n={a.n}, seed={a.seed})` (deduplicated by `merge`, as training does)"
+        data_desc = f"`generate(n={a.n}, seed={a.gen_seed})` (deduplicated by `merge`, as training does)"
     sp = ds.split(records, seed=a.seed, by="name")
     test = sp.test[:a.test_max] if a.test_max else sp.test
     public = []

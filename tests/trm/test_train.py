@@ -227,3 +227,20 @@ def test_accepts_datasets_and_restores_thread_count(tmp_path):
     torch.set_num_threads(1)
     b = train(cfg(), tcfg(epochs=1), Pairs(), output_dir=tmp_path / "b", progress=False)
     assert a["steps"] == b["steps"] and a["train_loss"] == pytest.approx(b["train_loss"])
+
+
+def test_a_single_supervision_step_trains(tmp_path):
+    # The plain-network ablation (n = T = N_sup = 1) must train; every sample "explores" here, which
+    # with one supervision step has nothing to draw from.
+    import torch as _t
+    from agent_sre.trm.model import TRMConfig
+    from agent_sre.trm.train import TrainConfig, train
+
+    _t.manual_seed(0)
+    X = _t.randint(1, 8, (32, 6, 1))
+    Y = (X[..., 0] % 3).long()
+    mc = TRMConfig.preset("tiny", seq_len=6, feature_vocab=(8,), n_out=3, n=1, T=1, n_sup=1,
+                          halt_exploration_prob=1.0)
+    m = train(mc, TrainConfig(max_steps=5, batch_size=16, num_threads=1), (X, Y), None,
+              output_dir=tmp_path, progress=False)
+    assert m["steps"] >= 5 and set(m["sup_steps_hist"]) == {1}

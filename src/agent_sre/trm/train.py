@@ -322,7 +322,11 @@ def _train_batch(model: TRM, ema: TRM, opt: torch.optim.Optimizer, tc: TrainConf
     active = torch.arange(B, device=dev)
     # HRM/TRM exploration: some samples must run a random minimum number of steps before halting.
     explore = torch.rand(B, generator=explore_rng) < mc.halt_exploration_prob
-    min_steps = (explore * torch.randint(2, mc.n_sup + 1, (B,), generator=explore_rng)).to(dev)
+    # (With N_sup = 1 there is nothing to explore: the only step is the last.)
+    if mc.n_sup > 1:
+        min_steps = (explore * torch.randint(2, mc.n_sup + 1, (B,), generator=explore_rng)).to(dev)
+    else:
+        min_steps = torch.zeros(B, dtype=torch.long, device=dev)
     for s in range(1, mc.n_sup + 1):
         xa, labels = xb[active], yb[active]
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
