@@ -84,7 +84,7 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     public.write_text("\n".join(json.dumps({"alert": c["alert"], "expect": c["expect"], "id": str(i)})
                                 for i, c in enumerate(cases)) + "\n")
     out = tmp_path / "out"
-    res = compare.main(["--n", "300", "--seed", "3", "--public", str(public), "--model-dir", str(tiny_model),
+    res = compare.main(["--n", "300", "--seed", "3", "--gen-seed", "3", "--public", str(public), "--model-dir", str(tiny_model),
                         "--out", str(out), "--test-max", "8", "--knn-max-train", "24", "--knn-test-max", "6",
                         "--latency-n", "3", "--batch", "8", "--ablation-steps", "2",
                         "--ablation-dir", str(tmp_path / "abl")])
