@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -27,6 +28,48 @@ def _bad(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+class IntakeBatcher:
+    """Requests that arrive while the agent is busy are handled together in its next call: one
+    inbox commit, one batched TRM pass, one audit write for all of them. Each request still gets its
+    answer only after its own alerts are committed, and an idle agent adds no wait."""
+
+    def __init__(self, handle, max_alerts: int = 256):
+        self.handle = handle
+        self.max_alerts = max_alerts
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, alerts: list) -> list:
+        if self.task is None or self.task.done():
+            self.queue = asyncio.Queue()
+            self.task = asyncio.get_running_loop().create_task(self._run(self.queue))
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((alerts, fut))  # type: ignore[union-attr]
+        return await fut
+
+    async def _run(self, queue: asyncio.Queue) -> None:
+        while True:
+            items = [await queue.get()]
+            n = len(items[0][0])
+            while n < self.max_alerts and not queue.empty():
+                item = queue.get_nowait()
+                items.append(item)
+                n += len(item[0])
+            flat = [a for alerts, _ in items for a in alerts]
+            try:
+                outcomes = await run_in_threadpool(self.handle, flat)
+            except Exception as e:  # noqa: BLE001 - every waiting request gets the error (a 500)
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            i = 0
+            for alerts, fut in items:
+                if not fut.done():
+                    fut.set_result(outcomes[i:i + len(alerts)])
+                i += len(alerts)
+
+
 def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     """The HTTP service. ``auth_token``: when set, intake requests need ``Authorization: Bearer <token>``
     (Alertmanager: ``http_config.authorization.credentials``). With an outbox the agent's delivery
@@ -48,6 +91,7 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     refused = Counter("agent_sre_intake_refused_total", "Requests refused", ["reason"], registry=registry)
     dead = Counter("agent_sre_dead_letters_total", "Events the broker dead-lettered", ["type"], registry=registry)
     app.state.agent = agent
+    batcher = IntakeBatcher(agent.handle_alerts)
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
@@ -78,7 +122,7 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     async def _alerts(alerts: list) -> JSONResponse:
         for a in alerts:
             received.labels(a.status).inc()
-        outcomes = await run_in_threadpool(agent.handle_alerts, alerts)
+        outcomes = await batcher.submit(alerts)
         for o in outcomes:
             decided.labels(o.decision.method.value, o.decision.lambda_function or "none").inc()
         return JSONResponse({"accepted": len(alerts), "outcomes": [o.summary() for o in outcomes]},

@@ -5,6 +5,9 @@ stage abstains and says why."""
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from concurrent.futures import Future
 from importlib import resources
 from pathlib import Path
 
@@ -40,6 +43,7 @@ class TRMStage:
         self.threshold = threshold
         self._inner = None
         self._error: str | None = None
+        self._batcher = _Batcher(self._forward, max_batch=int(os.environ.get("TRM_BATCH_MAX", "64")))
 
     def _load(self):
         if self._inner is not None or self._error is not None:
@@ -66,15 +70,18 @@ class TRMStage:
         self._load()
 
     def __call__(self, alert: Alert) -> Decision:
-        self._load()
-        if self._inner is None:
-            raise Abstain(self._error or "TRM unavailable")
-        return self._inner(alert)
+        [r] = self.batch([alert])
+        if isinstance(r, BaseException):
+            raise r
+        return r
 
     def batch(self, alerts: list[Alert]) -> list[Decision | Exception]:
         self._load()
         if self._inner is None:
             return [Abstain(self._error or "TRM unavailable") for _ in alerts]
+        return self._batcher(alerts)
+
+    def _forward(self, alerts: list[Alert]) -> list[Decision | Exception]:
         if hasattr(self._inner, "batch"):
             return self._inner.batch(alerts)
         out: list[Decision | Exception] = []
@@ -84,6 +91,47 @@ class TRMStage:
             except Exception as e:
                 out.append(e)
         return out
+
+
+class _Batcher:
+    """One thread runs every forward pass; alerts that callers (HTTP requests on other threads)
+    submit while it is busy are taken together into the next pass, up to ``max_batch`` alerts. An
+    idle agent adds no wait; a burst costs a few batched passes instead of one pass per alert, and
+    concurrent torch calls never fight over the two cores."""
+
+    def __init__(self, fn, max_batch: int = 64):
+        self.fn = fn
+        self.max_batch = max_batch
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="trm-batcher", daemon=True).start()
+
+    def __call__(self, alerts: list[Alert]) -> list[Decision | Exception]:
+        fut: Future = Future()
+        self.q.put((alerts, fut))
+        return fut.result()
+
+    def _run(self) -> None:
+        while True:
+            items = [self.q.get()]
+            n = len(items[0][0])
+            while n < self.max_batch:
+                try:
+                    item = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+                n += len(item[0])
+            flat = [a for alerts, _ in items for a in alerts]
+            try:
+                results = self.fn(flat)
+            except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
+                for _, fut in items:
+                    fut.set_exception(e)
+                continue
+            i = 0
+            for alerts, fut in items:
+                fut.set_result(results[i:i + len(alerts)])
+                i += len(alerts)
 
 
 # ---------------------------------------------------------------------------- remote (TRM_API_URL)
