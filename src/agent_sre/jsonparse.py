@@ -88,13 +88,15 @@ def _py_literals(s: str) -> str:
 
 
 def _parse_one(candidate: str) -> Any:
-    attempts = [candidate]
-    fixed = _TRAILING_COMMA.sub(r"\1", candidate)
-    attempts.append(fixed)
-    swapped = _TRAILING_COMMA.sub(r"\1", _swap_quotes(candidate))
-    attempts.append(swapped)
-    attempts.append(_py_literals(swapped))
-    for a in attempts:
+    # Cheapest first: well-formed JSON (the common case) costs one json.loads.
+    def attempts():
+        yield candidate
+        yield _TRAILING_COMMA.sub(r"\1", candidate)
+        swapped = _TRAILING_COMMA.sub(r"\1", _swap_quotes(candidate))
+        yield swapped
+        yield _py_literals(swapped)
+
+    for a in attempts():
         try:
             return json.loads(a)
         except (json.JSONDecodeError, RecursionError):

@@ -43,6 +43,7 @@ class TRMStage:
         self.threshold = threshold
         self._inner = None
         self._error: str | None = None
+        self.backend: str | None = None
         self._batcher = _Batcher(self._forward, max_batch=int(os.environ.get("TRM_BATCH_MAX", "64")))
 
     def _load(self):
@@ -61,6 +62,7 @@ class TRMStage:
 
             kw = {} if self.threshold is None else {"threshold": self.threshold}
             self._inner = Inner.from_path(self.model_path, **kw)
+            self.backend = _fastest_backend(self._inner)
         except Exception as e:  # a corrupt model must not take the agent down
             self._error = f"TRM model at {self.model_path} unusable: {e}"
 
@@ -91,6 +93,26 @@ class TRMStage:
             except Exception as e:
                 out.append(e)
         return out
+
+
+def _fastest_backend(inner) -> str:
+    """ONNX Runtime when installed and its export agrees with PyTorch (faster on CPU: see
+    bench/trm_latency.py), else PyTorch. TRM_BACKEND=torch forces PyTorch."""
+    want = os.environ.get("TRM_BACKEND", "auto").strip().lower()
+    if want == "torch" or getattr(inner.predictor, "device", None) is None or inner.predictor.device.type != "cpu":
+        return "torch"
+    try:
+        from ..reasoning.onnx_backend import use_onnx
+
+        use_onnx(inner.predictor, max(1, int(os.environ.get("TORCH_THREADS", "1"))))
+        return "onnx"
+    except Exception as e:  # noqa: BLE001 - PyTorch always works
+        if want == "onnx":
+            raise
+        import logging
+
+        logging.getLogger(__name__).info("TRM in-process backend: torch (%s)", e)
+        return "torch"
 
 
 class _Batcher:
