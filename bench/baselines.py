@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from agent_sre import catalog
 from agent_sre.alerts import Alert
 from agent_sre.decision import Decision, InvalidProposal, Method, validated
+from agent_sre.trm.evaluate import normalise_parameters
 
 NONE = "none"
 
@@ -196,7 +196,7 @@ class ChainMethod(RulesMethod):
 
     def __init__(self, model_dir: Path | None = None) -> None:
         from agent_sre.chain.annotations import AnnotationStage
-        from agent_sre.chain.chain import Chain, build_stages
+        from agent_sre.chain.chain import Chain
         from agent_sre.chain.llm import LLMStage
         from agent_sre.chain.rules import RuleStage
         from agent_sre.chain.trm import TRMStage
@@ -417,13 +417,6 @@ def train_meta(model_dir: Path) -> tuple[float | None, str]:
 # --------------------------------------------------------------------------- metrics
 
 
-def _norm(fn: str | None, params: dict[str, Any]) -> dict[str, Any]:
-    if not fn:
-        return {}
-    try:
-        return catalog.validate_parameters(fn, params)
-    except Exception:
-        return dict(params)
 
 
 def is_correct(rec: dict[str, Any], p: Pred, subset: bool) -> tuple[bool, bool]:
@@ -436,7 +429,7 @@ def is_correct(rec: dict[str, Any], p: Pred, subset: bool) -> tuple[bool, bool]:
     want = rec["expect"].get("parameters") or {}
     if subset:
         return True, all(p.params.get(k) == v for k, v in want.items())
-    return True, _norm(want_fn, p.params) == _norm(want_fn, want)
+    return True, normalise_parameters(want_fn, p.params) == normalise_parameters(want_fn, want)
 
 
 def reliability(conf: list[float], ok: list[bool], n_bins: int = 10) -> tuple[float, list[dict[str, Any]]]:

@@ -265,7 +265,7 @@ def _pct(x: float | None) -> str:
 
 
 def markdown(res: dict[str, Any], command: str) -> str:
-    L = [f"# agent-sre decision benchmark", "",
+    L = ["# agent-sre decision benchmark", "",
          f"Made by `{command}` in {res['runtime_s']:.0f} s on {res['env']['cpu']} "
          f"({res['env']['cores']} cores, torch threads {res['env']['torch_threads']}, "
          f"load average at start {res['env']['load_start']}, at end {res['env']['load_end']}), commit "

@@ -25,7 +25,7 @@ from .audit import Audit
 from .broker import Broker, BrokerError, InProcessBroker
 from .ce import CloudEvent
 from .chain.chain import Chain
-from .decision import Decision, InvalidProposal, Method
+from .decision import Decision, InvalidProposal
 from .events import ESCALATION, ESCALATION_SOURCE, RESULT_TYPES, correlation_id, escalation_event, trigger_event
 from .gate import Gate, Verdict
 from .outbox import Outbox, Retry, Worker

@@ -9,7 +9,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from . import ce
 from .agent import Agent, Outcome
 from .alerts import parse_json_bytes
 from .broker import InProcessBroker

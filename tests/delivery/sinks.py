@@ -20,10 +20,13 @@ class StatusSink:
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                want = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(want)
                 if sink.delay:
                     time.sleep(sink.delay)
-                code = sink.status
+                # A sender killed mid-request leaves a short body: like any HTTP server, refuse it
+                # rather than accept half an event.
+                code = sink.status if len(body) == want else 400
                 sink.log.append((code, {k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(code)
                 self.send_header("content-length", "0")

@@ -6,7 +6,6 @@ deliveries are in flight, a second `agent-sre serve` on the same STATE_DIR finis
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -16,7 +16,7 @@ from agent_sre.broker import HTTPBroker
 from agent_sre.chain.chain import Chain
 from agent_sre.events import TRIGGER
 from agent_sre.gate import Gate
-from agent_sre.outbox import Outbox, Retry
+from agent_sre.outbox import Outbox
 from agent_sre.server import create_app
 from agent_sre.state import SQLiteState
 from tests.gate.support import FakeModel, Recorder, alert, alert_doc, data, webhook

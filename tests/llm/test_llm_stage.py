@@ -1,6 +1,5 @@
 """The LLM stage against loopback servers speaking the real Ollama and OpenAI wire formats."""
 
-import json
 import time
 
 import pytest

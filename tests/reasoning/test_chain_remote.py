@@ -4,7 +4,6 @@ whatever fails, the chain falls through, says why, and the rules decide."""
 import time
 
 import httpx
-import pytest
 
 from agent_sre.agent import Agent
 from agent_sre.alerts import parse_payload

@@ -1,7 +1,6 @@
 """trm-reasoning over real HTTP (uvicorn on loopback), with a real exported TRM where it matters."""
 
 import asyncio
-import json
 import shutil
 import threading
 import time

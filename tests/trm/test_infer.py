@@ -17,7 +17,7 @@ from agent_sre.trm.checkpoint import ModelLoadError, export
 from agent_sre.trm.encoding import Tokenizer, default_priority_keys
 from agent_sre.trm.evaluate import encode_records, evaluate_records, format_report, plot_confusion, plot_reliability
 from agent_sre.trm.infer import Predictor, TRMStage
-from agent_sre.trm.model import TRM, TRMConfig
+from agent_sre.trm.model import TRMConfig
 from agent_sre.trm.train import TrainConfig, train
 
 

@@ -162,7 +162,7 @@ def _load_all() -> None:
 
 def get_handler(name: str) -> Handler:
     _load_all()
-    spec = catalog.get(name)  # UnknownFunction first: the catalog is the authority on names
+    catalog.get(name)  # UnknownFunction first: the catalog is the authority on names
     try:
         return _HANDLERS[name]
     except KeyError:

@@ -26,7 +26,8 @@ NONE = "none"
 INVALID = "invalid"
 
 
-def _norm(fn: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def normalise_parameters(fn: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the catalog normalises them (defaults filled), for comparing answers."""
     if not fn:
         return {}
     try:
@@ -49,7 +50,7 @@ def evaluate_records(predictor: Any, records: list[dict[str, Any]], *, threshold
         else:
             got_fn = p.decision.lambda_function or NONE
             got_params = dict(p.decision.parameters)
-        want_params = _norm(exp.get("lambda_function"), exp.get("parameters") or {})
+        want_params = normalise_parameters(exp.get("lambda_function"), exp.get("parameters") or {})
         fn_ok = got_fn == want_fn
         params_ok = fn_ok and (want_fn == NONE or got_params == want_params)
         rows.append({"want": want_fn, "got": got_fn, "fn_ok": fn_ok, "ok": params_ok, "conf": float(p.confidence),
@@ -216,7 +217,6 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
 
     Writes into ``output_dir``: ``model/`` (the export, or ``export_dir``), ``metrics.json``, ``confusion.png``,
     ``reliability.png``, ``split.json`` and the training run (``run/``). Returns the metrics."""
-    import torch
 
     from .checkpoint import export, model_from_checkpoint
     from .dataset import merge, split
@@ -311,7 +311,7 @@ def gate_view(predictor: Any, records: list[dict[str, Any]], *, threshold: float
                 continue
             exp = r["expect"]
             right = (d.lambda_function == exp.get("lambda_function")
-                     and dict(d.parameters) == _norm(exp.get("lambda_function"), exp.get("parameters") or {}))
+                     and dict(d.parameters) == normalise_parameters(exp.get("lambda_function"), exp.get("parameters") or {}))
             v = gate.check(Alert.model_validate(r["alert"]), d)
             if v.allowed:
                 allowed += 1
