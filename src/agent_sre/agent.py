@@ -12,8 +12,6 @@ Two ways to run it:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from .broker import Broker, BrokerError, InProcessBroker
 from .ce import CloudEvent
 from .chain.chain import Chain
 from .decision import Decision, InvalidProposal
-from .events import ESCALATION, ESCALATION_SOURCE, RESULT_TYPES, correlation_id, escalation_event, trigger_event
+from .events import RESULT_TYPES, correlation_id, escalation_event, trigger_event
 from .gate import Gate, Verdict
 from .outbox import Outbox, Retry, Worker
 
@@ -58,19 +56,6 @@ class Outcome:
             "results": self.results,
             "error": self.error,
         }
-
-
-def _escalation(alert: Alert, decision: Decision, reason: str, key: str) -> CloudEvent:
-    """An escalation whose id depends on the alert occurrence and *why* (``key``: step + refusal
-    code), not on the reason's wording (which carries counts and ages), so re-sent alerts do not
-    multiply escalations."""
-    ev = escalation_event(alert, decision, reason)
-    attrs = ev.get_attributes()
-    data = ce.data_of(ev) or {}
-    data["code"] = key
-    eid = hashlib.sha256(json.dumps(["escalation", alert.key(), key]).encode()).hexdigest()[:32]
-    return ce.make_event(ESCALATION, ESCALATION_SOURCE, data, id=eid, subject=attrs.get("subject"),
-                         extensions={"correlationid": attrs.get("correlationid")})
 
 
 def needs_nothing(alert: Alert) -> bool:
@@ -195,7 +180,7 @@ class Agent:
             # Nothing in the catalog fits: a person should look, unless the runbook says this alert
             # needs nothing (a heartbeat such as Watchdog).
             if alert.firing and not needs_nothing(alert):
-                self._emit(out, _escalation(alert, decision, decision.reasoning or "no remediation fits",
+                self._emit(out, escalation_event(alert, decision, decision.reasoning or "no remediation fits",
                                             "no_action"))
             return out
         verdict = self.gate.check(alert, decision)
@@ -204,11 +189,11 @@ class Agent:
             self._replay(out, verdict)
             return out
         if not verdict.allowed:
-            self._emit(out, _escalation(alert, decision, f"gate refused: {verdict.reason}", f"0:{verdict.code}"))
+            self._emit(out, escalation_event(alert, decision, f"gate refused: {verdict.reason}", f"0:{verdict.code}"))
             return out
         if verdict.mode == "suggest":
             # Decide and report, never trigger: the suggestion goes out as an escalation.
-            self._emit(out, _escalation(alert, decision, f"suggest-only: would run {decision.lambda_function}"
+            self._emit(out, escalation_event(alert, decision, f"suggest-only: would run {decision.lambda_function}"
                                         f"({decision.parameters})", "0:suggest"))
             return out
         if len(decision.plan) > 1:
@@ -324,11 +309,11 @@ class Agent:
                                                 dry_run=prior.get("mode") != "execute"))
             return
         if not verdict.allowed:
-            self._emit(out, _escalation(out.alert, out.decision, f"gate refused step {index}: {verdict.reason}",
+            self._emit(out, escalation_event(out.alert, out.decision, f"gate refused step {index}: {verdict.reason}",
                                         f"{index}:{verdict.code}"))
             return
         if verdict.mode == "suggest":
-            self._emit(out, _escalation(out.alert, out.decision, f"suggest-only: would run step {index} "
+            self._emit(out, escalation_event(out.alert, out.decision, f"suggest-only: would run step {index} "
                                         f"{out.decision.plan[index].lambda_function}({params})", f"{index}:suggest"))
             return
         self._send_step(out, index, params, dry_run=verdict.mode == "dry_run" or bool(data.get("dry_run")))

@@ -78,19 +78,24 @@ def trigger_event(
     )
 
 
-def escalation_event(alert: Alert, decision: Decision, reason: str) -> CloudEvent:
+def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -> CloudEvent:
+    """An escalation whose id depends on the alert occurrence and *why* (``code``: step + refusal
+    code), not on the reason's wording (which carries counts and ages), so re-sent alerts do not
+    multiply escalations."""
     corr = correlation_id(alert)
     data = {
         "reason": reason,
         "alert": alert_doc(alert),
         "decision": decision.model_dump(mode="json"),
         "correlation_id": corr,
+        "code": code,
     }
+    eid = hashlib.sha256(json.dumps(["escalation", alert.key(), code]).encode()).hexdigest()[:32]
     return make_event(
         ESCALATION,
         ESCALATION_SOURCE,
         data,
-        id=_digest("escalation", alert.key(), reason)[:32],
+        id=eid,
         subject=alert.name,
         extensions={"correlationid": corr},
     )

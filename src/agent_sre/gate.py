@@ -34,10 +34,6 @@ from .state import Action, Limits, StateStore
 
 Mode = Literal["execute", "dry_run", "suggest"]
 
-# Kept for compatibility: the defaults now live in the policy.
-DEFAULT_DENY_MUTATING = ("kube-system", "flux-system")
-HARMLESS_IN_DENIED = ("flux-reconcile-kustomization", "flux-reconcile-gitrepository", "flux-reconcile-helmrelease")
-
 
 class Verdict(BaseModel):
     allowed: bool
