@@ -15,7 +15,8 @@ Bounded: about (seconds + 15) per group size.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -83,39 +84,67 @@ def webhook(run: int, start: int, n: int) -> dict:
             "alerts": alerts}
 
 
-async def load(url: str, run: int, group: int, seconds: float, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process, all its threads (Linux /proc)."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, run: int, group: int, seconds: float, concurrency: int) -> dict:
+    """``concurrency`` threads, each with one keep-alive connection (http.client: the lightest
+    client in the standard library, so the generator takes as little as it can of the 2 cores
+    it shares with the agent), POST webhooks back to back for ``seconds``."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
     lat: list[float] = []
     errors: Counter[str] = Counter()
-    sent = 0
     methods: Counter[str] = Counter()
+    lock = threading.Lock()
     counter = iter(range(10**9))
+    sent = [0]
     t_end = time.perf_counter() + seconds
 
-    async def worker(c: httpx.AsyncClient) -> None:
-        nonlocal sent
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        my_lat, my_methods, my_errors, my_sent = [], Counter(), Counter(), 0
         while time.perf_counter() < t_end:
-            k = next(counter)
-            body = webhook(run, k * group, group)
+            with lock:
+                k = next(counter)
+            body = json.dumps(webhook(run, k * group, group)).encode()
             t0 = time.perf_counter()
             try:
-                r = await c.post(url + "/webhook", json=body)
-                if r.status_code != 202:
-                    errors[f"HTTP {r.status_code}"] += 1
+                conn.request("POST", "/webhook", body, {"content-type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                if r.status != 202:
+                    my_errors[f"HTTP {r.status}"] += 1
                 else:
-                    for o in r.json().get("outcomes", []):
-                        methods[o["decision"]["method"]] += 1
-            except httpx.HTTPError as e:
-                errors[type(e).__name__] += 1
-            lat.append(time.perf_counter() - t0)
-            sent += group
+                    for o in json.loads(data).get("outcomes", []):
+                        my_methods[o["decision"]["method"]] += 1
+            except (OSError, http.client.HTTPException) as e:
+                my_errors[type(e).__name__] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            my_lat.append(time.perf_counter() - t0)
+            my_sent += group
+        conn.close()
+        with lock:
+            lat.extend(my_lat)
+            methods.update(my_methods)
+            errors.update(my_errors)
+            sent[0] += my_sent
 
     t0 = time.perf_counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as c:
-        await asyncio.gather(*[worker(c) for _ in range(concurrency)])
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     dt = time.perf_counter() - t0
     lat.sort()
-    return {"alerts": sent, "seconds": dt, "aps": sent / dt, "p50_ms": statistics.median(lat) * 1000,
+    return {"alerts": sent[0], "seconds": dt, "aps": sent[0] / dt, "p50_ms": statistics.median(lat) * 1000,
             "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000, "errors": dict(errors), "methods": dict(methods)}
 
 
@@ -151,11 +180,14 @@ def main() -> None:
             time.sleep(0.2)
         ready = httpx.get(url + "/readyz", timeout=5).json()
         # warm-up (imports, first decisions)
-        asyncio.run(load(url, 0, 1, 1.0, 2))
+        load(url, 0, 1, 1.0, 2)
         rows = []
         for run, group in enumerate([int(g) for g in args.group.split(",")], start=1):
             before = sink.total()
-            r = asyncio.run(load(url, run, group, args.seconds, args.concurrency))
+            cpu0, own0 = cpu_seconds(proc.pid), time.process_time()
+            r = load(url, run, group, args.seconds, args.concurrency)
+            r["agent_cpu_ms"] = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, r["alerts"])
+            r["load_cpu_ms"] = (time.process_time() - own0) * 1000 / max(1, r["alerts"])
             want = r["alerts"]
             deadline = time.time() + 15
             while sink.total() - before < want and time.time() < deadline:
@@ -171,14 +203,15 @@ def main() -> None:
             proc.kill()
     print(f"\nagent-sre serve on {os.cpu_count()} CPU cores (load average now {os.getloadavg()[0]:.1f}); "
           f"stages {ready.get('stages')}; gate mode {ready.get('mode')}; concurrency {args.concurrency}; "
-          f"{args.seconds:.0f} s per row; sink = loopback CloudEvent receiver\n")
+          f"{args.seconds:.0f} s per row; sink = loopback CloudEvent receiver; CPU columns = CPU time per "
+          f"alert of the agent process and of this script (load generator + sink)\n")
     hdr = (f"{'alerts/webhook':>14} {'alerts':>7} {'alerts/s':>9} {'req p50 ms':>10} {'req p99 ms':>10} "
-           f"{'errors':>7} {'events out':>10} {'drain s':>8}  decided by")
+           f"{'errors':>7} {'events out':>10} {'drain s':>8} {'agent CPU':>10} {'bench CPU':>10}  decided by")
     print(hdr)
     print("-" * len(hdr))
     for group, r in rows:
         print(f"{group:>14} {r['alerts']:>7} {r['aps']:>9.1f} {r['p50_ms']:>10.1f} {r['p99_ms']:>10.1f} "
-              f"{sum(r['errors'].values()):>7} {r['events']:>10} {r['drain_s']:>8.1f}  {r['methods']}")
+              f"{sum(r['errors'].values()):>7} {r['events']:>10} {r['drain_s']:>8.1f} {r['agent_cpu_ms']:>7.2f} ms {r['load_cpu_ms']:>7.2f} ms  {r['methods']}")
         if r["errors"]:
             print(f"{'':>14} errors: {r['errors']}")
     print(f"\nevents at the sink by type: {dict(sink.types)}")

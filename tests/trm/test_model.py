@@ -208,3 +208,43 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _padded(B: int, lengths: list[int], L: int = 6, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.stack([torch.randint(1, v, (B, L), generator=g) for v in VOCAB], -1)
+    for i, n in enumerate(lengths):
+        x[i, n:] = 0  # trailing padding, as the tokenizer writes it
+    return x
+
+
+def test_masked_padding_makes_answers_independent_of_padding_and_batch():
+    torch.manual_seed(0)
+    m = TRM(tiny(mask_padding=True)).eval()
+    x = _padded(3, [2, 4, 3])
+    full = m.predict(x, max_steps=2)
+    # the batch is cut to its longest alert (4): nothing is computed for the last 2 columns
+    assert torch.equal(m.trim(x), x[:, :4])
+    assert torch.all(full["probs"][:, 4:] == 0)
+    for i, n in enumerate([2, 4, 3]):
+        alone = m.predict(x[i:i + 1, :n], max_steps=2)  # no padding at all, no batch mates
+        assert torch.allclose(full["probs"][i, :n], alone["probs"][0], atol=1e-5)
+        assert torch.allclose(full["q_halt"][i], alone["q_halt"][0], atol=1e-5)
+
+
+def test_unmasked_model_attends_to_padding():
+    # The switch is real: the same weights without the mask answer differently once padding is cut.
+    torch.manual_seed(0)
+    m = TRM(tiny(mask_padding=False)).eval()
+    x = _padded(1, [2])
+    assert torch.equal(m.trim(x), x)
+    a = m.predict(x, max_steps=1)["probs"][0, :2]
+    b = m.predict(x[:, :2], max_steps=1)["probs"][0]
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_configs_without_the_mask_key_load_unmasked():
+    d = tiny(mask_padding=True).to_dict()
+    assert TRMConfig.from_dict(d).mask_padding is True
+    d.pop("mask_padding")  # exports written before the option existed
+    assert TRMConfig.from_dict(d).mask_padding is False

@@ -81,18 +81,11 @@ class TRMStage:
         self._load()
         if self._inner is None:
             return [Abstain(self._error or "TRM unavailable") for _ in alerts]
-        return self._batcher(alerts)
+        # Encode and decode here, on the caller's thread; only the forward pass goes to the model thread.
+        return self._inner.batch(alerts, forward=self._batcher)
 
-    def _forward(self, alerts: list[Alert]) -> list[Decision | Exception]:
-        if hasattr(self._inner, "batch"):
-            return self._inner.batch(alerts)
-        out: list[Decision | Exception] = []
-        for a in alerts:
-            try:
-                out.append(self._inner(a))
-            except Exception as e:
-                out.append(e)
-        return out
+    def _forward(self, x):
+        return self._inner.predictor.forward(x)
 
 
 def _fastest_backend(inner) -> str:
@@ -116,10 +109,11 @@ def _fastest_backend(inner) -> str:
 
 
 class _Batcher:
-    """One thread runs every forward pass; alerts that callers (HTTP requests on other threads)
-    submit while it is busy are taken together into the next pass, up to ``max_batch`` alerts. An
-    idle agent adds no wait; a burst costs a few batched passes instead of one pass per alert, and
-    concurrent torch calls never fight over the two cores."""
+    """One thread runs every forward pass; encoded batches that callers (HTTP requests on other
+    threads) submit while it is busy are concatenated into the next pass, up to ``max_batch``
+    alerts. An idle agent adds no wait; a burst costs a few batched passes instead of one pass per
+    alert, and concurrent torch calls never fight over the two cores. Only the forward pass runs
+    here: callers encode and decode on their own threads, so that Python work overlaps the model."""
 
     def __init__(self, fn, max_batch: int = 64):
         self.fn = fn
@@ -127,12 +121,14 @@ class _Batcher:
         self.q: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._run, name="trm-batcher", daemon=True).start()
 
-    def __call__(self, alerts: list[Alert]) -> list[Decision | Exception]:
+    def __call__(self, x):
         fut: Future = Future()
-        self.q.put((alerts, fut))
+        self.q.put((x, fut))
         return fut.result()
 
     def _run(self) -> None:
+        import torch
+
         while True:
             items = [self.q.get()]
             n = len(items[0][0])
@@ -143,17 +139,17 @@ class _Batcher:
                     break
                 items.append(item)
                 n += len(item[0])
-            flat = [a for alerts, _ in items for a in alerts]
             try:
-                results = self.fn(flat)
+                x = items[0][0] if len(items) == 1 else torch.cat([x for x, _ in items])
+                out = self.fn(x)
             except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
                 for _, fut in items:
                     fut.set_exception(e)
                 continue
             i = 0
-            for alerts, fut in items:
-                fut.set_result(results[i:i + len(alerts)])
-                i += len(alerts)
+            for x, fut in items:
+                fut.set_result({k: v[i:i + len(x)] for k, v in out.items()})
+                i += len(x)
 
 
 # ---------------------------------------------------------------------------- remote (TRM_API_URL)

@@ -175,7 +175,8 @@ def _label_order(labels: Mapping[str, str], priority: Iterable[str]) -> list[tup
     parameter and match keys), then the rest sorted, capped at MAX_LABELS."""
     items = {k: v for k, v in labels.items() if k != "alertname" and v != ""}
     pri = [k for k in priority if k in items]
-    rest = sorted(k for k in items if k not in set(pri))
+    pri_set = set(pri)
+    rest = sorted(k for k in items if k not in pri_set)
     keep = (pri + rest)[:MAX_LABELS]
     return [(k, items[k]) for k in sorted(keep)]
 
@@ -190,6 +191,9 @@ class Tokenizer:
     shape_buckets: int = 512
     priority_keys: list[str] = field(default_factory=list)
     space: LabelSpace = field(default_factory=LabelSpace.from_catalog)
+    # (segment, token, key, index, word) → features: alert names, label keys and annotation words
+    # repeat across alerts, so most positions are a dict hit instead of four CRCs and a regex.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ vocabulary
     @classmethod
@@ -261,6 +265,17 @@ class Tokenizer:
         return RESERVED + len(self.keys) + zlib.crc32(k.encode()) % self.key_buckets
 
     def _features(self, seg: int, token: str | None, key: str | None, index: int, *, word: bool = True) -> list[int]:
+        ck = (seg, token, key, index, word)
+        hit = self._cache.get(ck)
+        if hit is None:
+            hit = self._compute_features(seg, token, key, index, word=word)
+            if len(self._cache) >= 100_000:  # bounded: unique values (pod names) would grow it forever
+                self._cache.clear()
+            self._cache[ck] = hit
+        return hit
+
+    def _compute_features(self, seg: int, token: str | None, key: str | None, index: int, *,
+                          word: bool = True) -> list[int]:
         if token is None:
             return [seg, NA, self.key_id(key) if key else NA, min(index, MAX_INDEX - 1) + RESERVED, NA, NA, NA, NA]
         t = token.lower()
@@ -302,8 +317,9 @@ class Tokenizer:
             for i, w in enumerate(text_words(annotations.get(k, ""))):
                 if not add(Position(SEG_ANNOT, key=k, value=w), self._features(SEG_ANNOT, w, k, i)):
                     break
-        while len(ids) < L:
-            ids.append([PAD] * len(self.feature_vocab))
+        if len(ids) < L:
+            pad = [PAD] * len(ids[0])
+            ids.extend([pad] * (L - len(ids)))
         return Encoded(ids, layout)
 
     # ------------------------------------------------------------------ targets
@@ -359,7 +375,8 @@ class Tokenizer:
         enc = enc or self.encode(alert)
         sp = self.space
         cls = sp.classes
-        P = [list(map(float, row)) for row in (probs.tolist() if hasattr(probs, "tolist") else probs)]
+        n = len(enc.layout)  # positions past the layout are padding: never read
+        P = [list(map(float, row)) for row in (probs[:n].tolist() if hasattr(probs, "tolist") else probs[:n])]
 
         def best(i: int, allowed: list[int]) -> tuple[int, float]:
             j = max(allowed, key=lambda c: P[i][c])

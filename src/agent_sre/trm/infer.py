@@ -76,17 +76,24 @@ class Predictor:
             raise ModelLoadError(f"{d}: model config does not fit its tokenizer (feature sizes / classes / length)")
         return cls(model, tok, extra, **kw)
 
-    def predict_batch(self, alerts: Iterable[Alert | Mapping[str, Any]]) -> list[Prediction]:
-        alerts = list(alerts)
-        if not alerts:
-            return []
+    # predict_batch = encode -> forward -> decode. The three are separate so a server can run only
+    # ``forward`` (native code, GIL released) on its model thread and the Python-heavy encode and
+    # decode on the callers' threads, overlapping them with the next batch's forward pass.
+    def encode(self, alerts: list[Alert | Mapping[str, Any]]) -> tuple[list[Any], torch.Tensor]:
         encs = [self.tok.encode(a) for a in alerts]
-        x = torch.tensor([e.ids for e in encs], dtype=torch.long, device=self.device)
+        return encs, torch.tensor([e.ids for e in encs], dtype=torch.long, device=self.device)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One batched ``model.predict`` (ACT loop included); CPU tensors out."""
         with torch.inference_mode():
             out = self.model.predict(x, halt_threshold=self.halt_threshold)
-        probs = out["probs"].float().cpu().numpy()
-        steps = out["steps"].cpu().tolist()
-        q = out["q_halt"].float().cpu().tolist()
+        return {"probs": out["probs"].float().cpu(), "steps": out["steps"].cpu(), "q_halt": out["q_halt"].float().cpu()}
+
+    def decode(self, alerts: list[Alert | Mapping[str, Any]], encs: list[Any],
+               out: Mapping[str, torch.Tensor]) -> list[Prediction]:
+        probs = out["probs"].numpy()
+        steps = out["steps"].tolist()
+        q = out["q_halt"].tolist()
         preds = []
         fn_names = ["none"] + list(self.tok.space.functions)
         fn_cls = [0] + [self.tok.space.index(f"fn:{f}") for f in self.tok.space.functions]
@@ -101,6 +108,13 @@ class Predictor:
             except InvalidProposal as err:
                 preds.append(Prediction(None, conf, int(s), float(qh), ans.text, str(err), pf))
         return preds
+
+    def predict_batch(self, alerts: Iterable[Alert | Mapping[str, Any]]) -> list[Prediction]:
+        alerts = list(alerts)
+        if not alerts:
+            return []
+        encs, x = self.encode(alerts)
+        return self.decode(alerts, encs, self.forward(x))
 
     def predict(self, alert: Alert | Mapping[str, Any]) -> Prediction:
         return self.predict_batch([alert])[0]
@@ -141,9 +155,15 @@ class TRMStage:
     def __call__(self, alert: Alert) -> Decision:
         return self._judge(alert, self.predictor.predict(alert))
 
-    def batch(self, alerts: list[Alert]) -> list[Decision | Exception]:
+    def batch(self, alerts: list[Alert], forward: Any = None) -> list[Decision | Exception]:
+        """``forward``: runs the model on an encoded batch (default: ``predictor.forward``); the
+        agent passes its model thread's batcher here."""
+        if not alerts:
+            return []
+        encs, x = self.predictor.encode(alerts)
+        out_t = (forward or self.predictor.forward)(x)
         out: list[Decision | Exception] = []
-        for a, p in zip(alerts, self.predictor.predict_batch(alerts)):
+        for a, p in zip(alerts, self.predictor.decode(alerts, encs, out_t)):
             try:
                 out.append(self._judge(a, p))
             except Abstain as e:

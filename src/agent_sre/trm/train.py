@@ -316,6 +316,8 @@ def _train_batch(model: TRM, ema: TRM, opt: torch.optim.Optimizer, tc: TrainConf
                  xb: torch.Tensor, yb: torch.Tensor, step: int, progress: float,
                  explore_rng: torch.Generator, hist: Counter, acc: dict, use_bf16: bool) -> int:
     """Deep supervision over one batch; returns the new global optimizer-step count."""
+    xb = model.trim(xb)  # with mask_padding: drop the batch's all-padding tail (labels there are ignored)
+    yb = yb[:, :xb.shape[1]]
     B, L = yb.shape
     dev = xb.device
     y, z = model.initial_carry(B, L)
@@ -331,7 +333,7 @@ def _train_batch(model: TRM, ema: TRM, opt: torch.optim.Optimizer, tc: TrainConf
         xa, labels = xb[active], yb[active]
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             # Re-embed every step: each step's backward frees its graph, the embedding included.
-            y, z, logits, q = model.step(model.embed(xa), y, z)
+            y, z, logits, q = model.step(model.embed(xa), y, z, model.keep_mask(xa))
         mask = labels != IGNORE_INDEX
         tok = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
         ce = ((tok * mask).sum(-1) / mask.sum(-1).clamp_min(1)).sum()
