@@ -111,22 +111,22 @@ def main() -> None:
                 left = args.budget_s - (time.perf_counter() - started)
                 per_row = max(2.0, left / max(1, n_rows - len(rows)))
                 r = measure(stage, alerts, per_row)
-                row = (name, what, backend, f"D={cfg.hidden} n={cfg.n} T={cfg.T} sup={cfg.n_sup}",
+                row = (name, what, backend, f"D={cfg.hidden} L={cfg.seq_len} n={cfg.n} T={cfg.T} sup={cfg.n_sup}",
                        f"{params / 1e6:.2f}M", mode, r)
                 rows.append(row)
                 print(f"  measured {name}/{backend}/{mode} in {per_row:.0f}s budget: p50 {r['p50']:.1f} ms, "
                       f"{r['aps']:.1f} alerts/s @{r['batch']}", file=sys.stderr, flush=True)
     print(f"\nTRM stage (encode + predict with ACT + decode + validate), {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, L={cfg.seq_len}; load average at start "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; load average at start "
           f"{load0:.1f}, at end {os.getloadavg()[0]:.1f}.\nsingle = one alert per call; batched = B alerts per "
           f"call (64 unless it could not fit the time budget; '-' = one single call already exceeded it). no-halt = random weights never halt (all sup "
           f"steps, worst case); halt@1 = forced halt after step 1 (ACT best case).\n")
-    hdr = (f"{'preset':<9} {'weights':<8} {'backend':<7} {'shape':<24} {'params':>7} {'halting':<8} {'p50 ms':>8} "
+    hdr = (f"{'preset':<9} {'weights':<8} {'backend':<7} {'shape':<29} {'params':>7} {'halting':<8} {'p50 ms':>8} "
            f"{'p99 ms':>8} {'n':>5} {'B':>3} {'alerts/s':>9}")
     print(hdr)
     print("-" * len(hdr))
     for name, what, backend, shape, params, mode, r in rows:
-        print(f"{name:<9} {what:<8} {backend:<7} {shape:<24} {params:>7} {mode:<8} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+        print(f"{name:<9} {what:<8} {backend:<7} {shape:<29} {params:>7} {mode:<8} {r['p50']:>8.2f} {r['p99']:>8.2f} "
               f"{r['n_single']:>5} {r['batch'] or '-':>3} {r['aps']:>9.1f}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
