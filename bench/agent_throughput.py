@@ -25,51 +25,24 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from _support import LoopbackSink, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Sink:
+class Sink(LoopbackSink):
+    """Counts the CloudEvents that arrive, by type."""
+
     def __init__(self) -> None:
         self.types: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        sink = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("content-length") or 0)
-                self.rfile.read(n)
-                with sink.lock:
-                    sink.types[self.headers.get("ce-type", "?")] += 1
-                self.send_response(202)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(lambda headers, _body: self.types.update([headers.get("ce-type", "?")]))
 
     def total(self) -> int:
         with self.lock:
             return sum(self.types.values())
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def webhook(run: int, start: int, n: int) -> dict:

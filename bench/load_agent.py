@@ -20,16 +20,15 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from _support import LoopbackSink, free_port
 
 POLICY = """
 mode: dry_run
@@ -40,47 +39,25 @@ storm: {distinct_targets: 1000000}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sink:
+class Sink(LoopbackSink):
     """Loopback receiver: pod name of each trigger → first arrival time."""
 
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
         self.requests = 0
-        self.lock = threading.Lock()
-        sink = self
+        super().__init__(self._record)
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                now = time.perf_counter()
-                if self.headers.get("ce-type") == "io.homelab.agent-sre.lambda.trigger":
-                    try:
-                        name = json.loads(body)["parameters"]["name"]
-                    except (ValueError, KeyError):
-                        name = None
-                    with sink.lock:
-                        sink.requests += 1
-                        if name:
-                            sink.arrived.setdefault(name, now)
-                self.send_response(202)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _record(self, headers, body: bytes) -> None:
+        now = time.perf_counter()
+        if headers.get("ce-type") != "io.homelab.agent-sre.lambda.trigger":
+            return
+        try:
+            name = json.loads(body)["parameters"]["name"]
+        except (ValueError, KeyError):
+            name = None
+        self.requests += 1
+        if name:
+            self.arrived.setdefault(name, now)
 
 
 def webhook(pods: list[str]) -> dict:

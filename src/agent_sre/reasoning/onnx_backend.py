@@ -39,7 +39,7 @@ class OnnxTRM:
         S, D = self.cfg.seq_len + self.cfg.n_prefix, self.cfg.hidden
         # With mask_padding the graph also takes the attention mask, and the sequence axis is
         # dynamic so a batch runs only up to its longest alert, as in torch.
-        self.masked = model.keep_mask(torch.zeros(1, 1, len(self.cfg.feature_vocab), dtype=torch.long)) is not None
+        self.masked = model.masks_padding
         ex = (torch.zeros(2, S, D), torch.zeros(2, S, D), torch.zeros(2, S, D))
         names = ["x_emb", "y", "z"]
         if self.masked:

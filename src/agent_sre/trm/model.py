@@ -254,10 +254,15 @@ class TRM(nn.Module):
         e = torch.cat((self.prefix_emb.to(e.dtype).expand(B, -1, -1), e), dim=1)
         return self.embed_scale * e
 
+    @property
+    def masks_padding(self) -> bool:
+        """Attention ignores padding (``mask_padding``; the MLP mixer always mixes every position)."""
+        return self.cfg.mask_padding and self.cfg.mixer == "attention"
+
     def keep_mask(self, x: torch.Tensor) -> torch.Tensor | None:
         """Bool[B, n_prefix + L]: True where attention may look (prefix and real positions), or
-        None when this model attends to everything (``mask_padding`` off, or the MLP mixer)."""
-        if not self.cfg.mask_padding or self.cfg.mixer != "attention":
+        None when this model attends to everything."""
+        if not self.masks_padding:
             return None
         real = (x != 0).any(-1)
         return torch.cat((torch.ones_like(real[:, :self.cfg.n_prefix]), real), dim=1)
@@ -265,7 +270,7 @@ class TRM(nn.Module):
     def trim(self, x: torch.Tensor) -> torch.Tensor:
         """Cut the trailing columns that are padding in every row of the batch (exact only with
         ``mask_padding``; otherwise x comes back unchanged). Padding is always trailing."""
-        if self.keep_mask(x) is None:
+        if not self.masks_padding:
             return x
         real = (x != 0).any(-1).any(0)
         n = int(real.nonzero().max()) + 1 if bool(real.any()) else 1
