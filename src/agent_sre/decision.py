@@ -57,6 +57,10 @@ class InvalidProposal(ValueError):
     pass
 
 
+class Abstain(Exception):
+    """A stage has no (confident, valid) answer; the message says why, and the next stage decides."""
+
+
 _PLACEHOLDER = "from-previous-step"
 
 

@@ -109,6 +109,17 @@ class Runbook(BaseModel):
                 return e
         return None
 
+    def case_for(self, alert: Alert | dict[str, str]) -> tuple[Entry, Case] | None:
+        """The runbook's answer to "which case fits this alert?": the entry naming the alert and its
+        first case whose ``match`` holds for the labels, or None. The one place this is decided
+        (the rules stage, the agent's heartbeat check and the training data all ask here)."""
+        labels = alert.labels if isinstance(alert, Alert) else alert
+        entry = self.entry_for(labels.get("alertname", ""))
+        if entry is None:
+            return None
+        case = next((c for c in entry.when if c.matches(labels)), None)
+        return (entry, case) if case is not None else None
+
     def functions(self) -> set[str]:
         return {s.function for e in self.alerts for c in e.when for s in c.plan}
 

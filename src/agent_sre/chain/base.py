@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..alerts import Alert
-from ..decision import Decision
+from ..decision import Abstain, Decision
 
-
-class Abstain(Exception):
-    """The stage has no (confident, valid) answer; the message says why."""
+__all__ = ["Abstain", "Stage"]
 
 
 class Stage(Protocol):

@@ -1,0 +1,195 @@
+"""Every environment variable agent-sre reads, declared once, read one way.
+
+Each group below is a pydantic model whose fields are settings: the field name upper-cased is the
+variable (``dry_run`` → ``DRY_RUN``), the default is what an unset *or empty* variable means, and
+the description is what ``--help`` prints. A command honours the groups it lists in ``COMMANDS``.
+
+Reading fails closed: a value that does not parse (``DRY_RUN=enabled``, ``PORT=abc``) raises
+``SettingsError`` naming the variable, and the command stops before it serves anything. Booleans
+accept exactly true/false, 1/0, yes/no, on/off, in any case.
+
+    from agent_sre.settings import AgentSettings, load
+    s = load(AgentSettings)            # os.environ
+    s = load(AgentSettings, {"DRY_RUN": "false"})   # any mapping (tests)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and what it accepts."""
+
+
+def parse_flag(value: Any, name: str = "value") -> bool:
+    """The one boolean reader: true/false/1/0/yes/no/on/off (any case); anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean; use one of {'/'.join(_TRUE + _FALSE)}")
+
+
+def _flag(value: Any) -> bool:
+    try:
+        return parse_flag(value)
+    except SettingsError as e:
+        raise ValueError(str(e).split("=", 1)[-1]) from None
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Group):
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8080, ge=1, le=65535, description="port to listen on")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="log level")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (bytes)")
+
+
+class StateSettings(_Group):
+    state_dir: Path = Field(Path(".agent-sre"), description="where SQLite state, the outbox and the audit log live")
+    state_db: Path | None = Field(None, description="gate state database (default STATE_DIR/state.db)")
+    outbox_db: Path | None = Field(None, description="outbox database (default STATE_DIR/outbox.db)")
+    audit_log: Path | None = Field(None, description="audit log (default STATE_DIR/audit.jsonl)")
+    redis_url: str | None = Field(None, description="keep gate state in Redis instead of SQLite")
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_db or self.state_dir / "state.db"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox_db or self.state_dir / "outbox.db"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_log or self.state_dir / "audit.jsonl"
+
+
+class AgentSettings(_Group):
+    dry_run: Flag = Field(True, description="true: functions write nothing; false: execute (the policy may be stricter)")
+    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
+    runbook_path: Path | None = Field(None, description="runbook.yaml (default: the packaged runbook)")
+    broker_url: str | None = Field(None, description="Knative broker for trigger events (default: in-process broker)")
+    auth_token: str | None = Field(None, description="bearer token intake requests must carry")
+    intake_concurrency: int = Field(2, ge=1, description="agent calls in flight at once")
+    delivery_concurrency: int = Field(4, ge=1, description="outbox delivery threads")
+    retry_base_seconds: float = Field(1.0, gt=0, description="first delivery retry delay")
+    retry_max_seconds: float = Field(300.0, gt=0, description="longest delivery retry delay")
+    retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
+
+
+class TRMSettings(_Group):
+    use_trm: Flag = Field(True, description="put the TRM stage in the chain")
+    model_path: Path | None = Field(None, description="exported TRM (default: the packaged model)")
+    trm_api_url: str | None = Field(None, description="ask a trm-reasoning service instead of the in-process model")
+    trm_timeout_ms: float = Field(2000, gt=0, description="TRM stage time budget per call")
+    trm_connect_timeout_ms: float = Field(500, gt=0, description="connect timeout to TRM_API_URL")
+    trm_backend: Literal["auto", "onnx", "torch"] = Field("auto", description="auto: ONNX Runtime when installed")
+    trm_threshold: float | None = Field(None, ge=0, le=1, description="abstain below this confidence (default: the model's)")
+    torch_threads: int = Field(1, ge=1, description="intra-op threads of the TRM forward pass")
+    trm_batch_max: int = Field(64, ge=1, description="alerts per forward pass")
+    device: str = Field("cpu", description="cpu, or cuda for the GPU variant (torch backend)")
+
+
+class LLMSettings(_Group):
+    llm_url: str | None = Field(None, description="Ollama or OpenAI-compatible endpoint; unset: no LLM stage")
+    llm_model: str = Field("functiongemma:270m", description="model name")
+    llm_api: Literal["", "ollama", "openai"] = Field("", description="wire format (default: from the URL)")
+    llm_api_key: str | None = Field(None, description="bearer token for the LLM endpoint")
+    llm_connect_timeout_ms: float = Field(1000, gt=0, description="connect timeout")
+    llm_timeout_ms: float = Field(10000, gt=0, description="read timeout")
+    llm_breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the circuit")
+    llm_breaker_cooloff_s: float = Field(30, gt=0, description="seconds the circuit stays open")
+
+
+class ReasoningSettings(_Group):
+    batch_max: int = Field(64, ge=1, description="alerts per forward pass")
+    batch_wait_ms: float = Field(2.0, ge=0, description="longest wait to fill a batch")
+    queue_max: int = Field(4096, ge=1, description="alerts waiting before 503")
+    reload_interval_s: float = Field(10, gt=0, description="retry interval for a model that failed to load")
+
+
+class FunctionSettings(_Group):
+    dry_run: Flag = Field(True, description="true: nothing is written (dryRun=All); false: act when the trigger says so")
+    function: str | None = Field(None, description="serve only this function (default: all)")
+    kubeconfig: str | None = Field(None, description="cluster config outside a pod (in a pod: the ServiceAccount)")
+    idempotency_max: int = Field(10_000, ge=1, description="trigger ids remembered")
+    k_sink: str | None = Field(None, description="also POST each result event here (Knative SinkBinding)")
+    result_sink: str | None = Field(None, description="same as K_SINK, outside Knative")
+    prometheus_url: str | None = Field(None, description="Prometheus for check-pvc-status usage")
+    prometheus_timeout: float = Field(5.0, gt=0, description="seconds per Prometheus query")
+    pvc_usage_threshold: float = Field(0.85, gt=0, le=1, description="used ratio reported unhealthy")
+    flux_with_source: Flag = Field(False, description="reconcile the source first")
+    flux_force: Flag = Field(False, description="HelmRelease: also request forceAt")
+    flux_wait_seconds: float = Field(30.0, ge=0, description="how long to watch Ready after a reconcile request")
+    flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
+    pod_events: int = Field(5, ge=0, description="recent events reported per pod")
+    kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
+
+
+G = TypeVar("G", bound=_Group)
+
+
+def env_name(field: str) -> str:
+    return field.upper()
+
+
+def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
+    """Read ``group`` from ``env`` (default ``os.environ``). Empty values count as unset."""
+    env = os.environ if env is None else env
+    values = {}
+    for name in group.model_fields:
+        raw = env.get(env_name(name))
+        if raw is not None and raw.strip() != "":
+            values[name] = raw.strip()
+    try:
+        return group.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        var = env_name(str(err["loc"][0])) if err["loc"] else group.__name__
+        raw = values.get(str(err["loc"][0])) if err["loc"] else None
+        raise SettingsError(f"{var}={raw!r}: {err['msg']}") from None
+
+
+# Which groups each command honours (its --help lists every one of their settings).
+COMMANDS: dict[str, tuple[type[_Group], ...]] = {
+    "serve": (ServerSettings, StateSettings, AgentSettings, TRMSettings, LLMSettings),
+    "serve-function": (ServerSettings, StateSettings, FunctionSettings),
+    "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
+    "select": (TRMSettings, LLMSettings),
+    "demo": (TRMSettings, LLMSettings),
+    "history": (StateSettings,),
+    "outbox": (StateSettings,),
+}
+
+
+def describe(groups: tuple[type[_Group], ...]) -> list[tuple[str, str, str]]:
+    """(VARIABLE, default, description) for every setting of ``groups``, in order, once each."""
+    out, seen = [], set()
+    for g in groups:
+        for name, f in g.model_fields.items():
+            var = env_name(name)
+            if var in seen:
+                continue
+            seen.add(var)
+            default = f.default
+            shown = "unset" if default is None else (str(default).lower() if isinstance(default, bool) else str(default))
+            out.append((var, shown, f.description or ""))
+    return out
