@@ -4,17 +4,15 @@ audit log; the inferred labels are checked against the labels the real alerts ca
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from agent_sre import catalog
-from agent_sre.collect import collect, from_audit_log
-from agent_sre.promrules import infer_labels
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-import harness  # noqa: E402
+from agent_sre.collect import collect
+from agent_sre.collect.promql import infer_labels
+from agent_sre.collect.sources import from_audit_log
+from tests.e2e import harness
 
 REPO = Path(__file__).resolve().parents[2]
 WANT = {"FluxReconciliationFailure", "PodCrashLoopBackOff", "PersistentVolumeFillingUpCritical", "Watchdog"}

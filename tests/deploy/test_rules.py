@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent_sre import catalog, runbook
-from agent_sre.promrules import alert_labels, infer_labels, load_rules
+from agent_sre.collect.promql import infer_labels
+from agent_sre.collect.rules import alert_labels, load_rules
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO / "rules").glob("*.yaml"))
