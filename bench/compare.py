@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/compare.py            # full run, writes docs/bench/
     .venv/bin/python bench/compare.py --help
 
-One command, one held-out split: ``trm.dataset.generate(n, seed)`` + ``split(seed, by="name")`` (test
+One command, one held-out split: ``trm.generator.generate(n, seed)`` + ``split(seed, by="name")`` (test
 alert names and annotation templates never occur in training), plus the public dev set
 (``/work/shared/eval/public_alerts.jsonl``; evaluation only, never trained on). Methods (see
 ``bench/baselines.py`` for exactly how each works): runbook rules, TF-IDF + logistic regression,
@@ -460,7 +460,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(a.threads)
     T0 = time.perf_counter()
     env = _env(a.threads)
-    from agent_sre.trm import dataset as ds
+    from agent_sre.trm import records as ds
+    from agent_sre.trm.generator import generate
 
     import tempfile
 
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"generating {a.n} alerts (seed {a.gen_seed}) and splitting by name")
         # the training path exactly: `dataset generate` writes JSONL, train_from_jsonl merges (dedups) it
         with tempfile.TemporaryDirectory() as td:
-            ds.write_jsonl(Path(td) / "gen.jsonl", ds.generate(n=a.n, seed=a.gen_seed))
+            ds.write_jsonl(Path(td) / "gen.jsonl", generate(n=a.n, seed=a.gen_seed))
             records = ds.merge([Path(td) / "gen.jsonl"])
         data_desc = f"`generate(n={a.n}, seed={a.gen_seed})` (deduplicated by `merge`, as training does)"
     sp = ds.split(records, seed=a.seed, by="name")

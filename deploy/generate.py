@@ -32,8 +32,17 @@ DEAD_LETTER = {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service"
                        "namespace": NAMESPACE}, "uri": "/dead-letter"}
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice (the labels of a Service and of its template) out twice: YAML
+    anchors and aliases would make the two one node for some readers and two for others."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _dump(docs: list[dict[str, Any]], src: str) -> str:
-    return HEADER.format(src=src) + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in docs)
+    return HEADER.format(src=src) + "---\n".join(
+        yaml.dump(d, Dumper=_PlainDumper, sort_keys=False, width=120) for d in docs)
 
 
 def rbac_rules(spec: catalog.FunctionSpec) -> list[dict[str, Any]]:

@@ -233,7 +233,7 @@ def evaluate(
 ) -> None:
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
     from .chain.trm import default_model_path
-    from .trm.dataset import merge, split
+    from .trm.records import merge, split
     from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
                                 plot_reliability)
     from .trm.infer import Predictor
@@ -266,14 +266,14 @@ def evaluate(
 @dataset_app.command("runbook")
 def dataset_runbook(output: Path = typer.Option(Path("data/runbook_test_dataset.jsonl"), "--output", "-o")) -> None:
     """One canonical example per runbook case."""
-    from .trm.dataset import write_runbook_dataset
+    from .trm.records import write_runbook_dataset
 
     n = write_runbook_dataset(output)
     typer.echo(f"wrote {n} examples to {output}")
 
 
 def _write_jsonl(path: Path, records) -> int:
-    from .trm.dataset import write_jsonl
+    from .trm.records import write_jsonl
 
     return write_jsonl(path, records)
 
@@ -286,7 +286,7 @@ def dataset_generate(
 ) -> None:
     """Expand the runbook into varied training alerts (combine with collected data via `merge`)."""
     from . import runbook
-    from .trm.dataset import generate
+    from .trm.generator import generate
 
     records = generate(runbook.load(), n=n, seed=seed)
     typer.echo(f"wrote {_write_jsonl(output, records)} examples to {output} (seed {seed})")
@@ -298,7 +298,7 @@ def dataset_merge(
     output: Path = typer.Option(Path("data/merged.jsonl"), "--output", "-o"),
 ) -> None:
     """Combine dataset sources (deduplicated)."""
-    from .trm.dataset import merge
+    from .trm.records import merge
 
     typer.echo(f"wrote {_write_jsonl(output, merge(inputs))} examples to {output}")
 

@@ -4,18 +4,13 @@ plus the pieces whose numbers the benchmark reports (parameter heuristic, scorin
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import baselines as bl  # noqa: E402
-import compare  # noqa: E402
-
-from agent_sre.trm import dataset as ds  # noqa: E402
+from agent_sre.trm import records as ds
+from agent_sre.trm.generator import generate
+from bench import compare
+from bench.compare import bl  # the module compare.py scores with
 
 
 def _rec(labels, fn=None, params=None, sources=None, status="firing"):
@@ -71,7 +66,7 @@ def test_score_counts_remediations_on_no_action_and_abstentions():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench-model")
-    recs = ds.generate(n=300, seed=3)
+    recs = generate(n=300, seed=3)
     mdir, info = compare.train_trm(recs, [], d, base_cfg=None, preset="tiny", overrides={}, steps=4, seed=3,
                                    train_cfg={"lr": 3e-3, "batch_size": 32}, threads=2)
     assert info["steps"] == 4
@@ -117,6 +112,6 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     for png in ("accuracy_vs_latency.png", "accuracy_vs_depth.png", "reliability.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "results.json").read_text())
-    expected = ds.split(ds.generate(n=300, seed=3), seed=3, by="name").info["sizes"]  # no duplicates at n=300
+    expected = ds.split(generate(n=300, seed=3), seed=3, by="name").info["sizes"]  # no duplicates at n=300
     assert saved["data"]["sizes"] == expected and saved["data"]["n"] == 300
     assert "bench/compare.py" in (out / "results.md").read_text()

@@ -1,6 +1,9 @@
 """deploy/: every kustomization renders, every object validates against its API schema, the eventing
 wiring is complete, and RBAC is exactly what the catalog declares.
 
+Kustomizations are rendered by the real ``kubectl kustomize`` (tests/deploy/kustomize.py), so the
+objects checked are the ones ``kubectl apply -k`` (or Flux) would apply.
+
 Core kinds are validated with kubernetes-validate's bundled OpenAPI schemas (offline, strict: an
 unknown field is an error, as with ``kubectl apply --validate=strict``). Knative, Flux and
 prometheus-operator kinds are validated with jsonschema against the CRD schemas kept in
@@ -26,9 +29,7 @@ import pytest
 import yaml
 
 from agent_sre import catalog
-
-sys.path.insert(0, str(Path(__file__).parent))
-from kustomize_lite import KustomizeError, build, obj_id  # noqa: E402
+from tests.deploy.kustomize import KustomizeError, build, obj_id
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -221,6 +222,29 @@ def test_validation_catches_mistakes():
     assert any("nodeSelector" in e for e in errs) and any("PORT" in e for e in errs)
     with pytest.raises(KustomizeError):
         build(DEPLOY / "schemas")  # not a kustomization
+
+
+def test_manifests_use_no_yaml_aliases():
+    """An anchor shared by two places is one node to some YAML readers and two to others (kustomize
+    copies it), so a manifest could mean different things to different tools."""
+    files = sorted(DEPLOY.rglob("*.yaml"))
+    assert len(files) > 10
+    for p in files:
+        events = list(yaml.parse(p.read_text()))
+        assert not any(isinstance(e, yaml.AliasEvent) for e in events), p
+
+
+@pytest.mark.parametrize("top", TOP, ids=lambda p: p.name)
+def test_revisions_carry_their_service_labels(top):
+    """Every Knative Service's Revision template (hence its pods) has the Service's labels,
+    app.kubernetes.io/part-of from the base kustomization included."""
+    svcs = ksvcs(render(top))
+    assert len(svcs) == 2 + len(catalog.function_names())
+    for name, svc in svcs.items():
+        labels = svc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "agent-sre", name
+        template = svc["spec"]["template"]["metadata"]["labels"]
+        assert labels.items() <= template.items(), (name, labels, template)
 
 
 @pytest.mark.parametrize("top", TOP, ids=lambda p: p.name)

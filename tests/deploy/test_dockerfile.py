@@ -4,13 +4,12 @@ the same torch pin as pyproject.toml, the image name the manifests use, the comm
 from __future__ import annotations
 
 import re
-import sys
 import tomllib
 from pathlib import Path
 
+from tests.deploy.kustomize import build
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).parent))
-from kustomize_lite import build  # noqa: E402
 
 
 def instructions() -> list[tuple[str, str]]:

@@ -25,10 +25,8 @@ import httpx
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-import harness  # noqa: E402
-
-from agent_sre.collect import from_audit_log  # noqa: E402
+from agent_sre.collect.sources import from_audit_log
+from tests.e2e import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

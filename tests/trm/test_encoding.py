@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 from agent_sre import catalog
+from agent_sre import runbook as rb
 from agent_sre.decision import InvalidProposal, Method
-from agent_sre.trm import dataset as ds
+from agent_sre.trm import records
 from agent_sre.trm.encoding import (
     SEG_LABEL, UNK, LabelSpace, Tokenizer, default_priority_keys, parse_answer, split_name,
 )
+from agent_sre.trm.generator import generate
 
 
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
-    recs = ds.generate(n=600, seed=3)
+    recs = generate(n=600, seed=3)
     return Tokenizer.build([r["alert"] for r in recs], priority_keys=default_priority_keys())
 
 
@@ -80,10 +82,10 @@ def test_unseen_names_get_ngram_features(tok: Tokenizer):
 def test_vocab_roundtrip_and_determinism(tok: Tokenizer):
     d = json.loads(json.dumps(tok.to_dict()))
     t2 = Tokenizer.from_dict(d)
-    recs = ds.generate(n=50, seed=9)
+    recs = generate(n=50, seed=9)
     for r in recs:
         assert t2.encode(r["alert"]).ids == tok.encode(r["alert"]).ids
-    again = Tokenizer.build([r["alert"] for r in ds.generate(n=600, seed=3)], priority_keys=default_priority_keys())
+    again = Tokenizer.build([r["alert"] for r in generate(n=600, seed=3)], priority_keys=default_priority_keys())
     assert again.to_dict() == tok.to_dict()
     d["words"]["zzz-extra"] = 99999
     with pytest.raises(ValueError):
@@ -91,8 +93,8 @@ def test_vocab_roundtrip_and_determinism(tok: Tokenizer):
 
 
 def test_round_trip_every_runbook_case(tok: Tokenizer):
-    recs = ds.runbook_records()
-    assert len(recs) == sum(len(e.when) for e in __import__("agent_sre.runbook", fromlist=["load"]).load().alerts)
+    recs = records.runbook_records()
+    assert len(recs) == sum(len(e.when) for e in rb.load().alerts)
     for r in recs:
         y = tok.labels(r["alert"], r["expect"])
         ans = tok.decode(one_hot(tok, y), r["alert"])
@@ -111,7 +113,7 @@ def test_round_trip_every_runbook_case(tok: Tokenizer):
 
 def test_round_trip_generated(tok: Tokenizer):
     n_act = 0
-    for r in ds.generate(n=400, seed=11):
+    for r in generate(n=400, seed=11):
         y = tok.labels(r["alert"], r["expect"])
         d = parse_answer(tok.decode(one_hot(tok, y, 0.9), r["alert"]))
         assert d.lambda_function == r["expect"]["lambda_function"]
@@ -125,7 +127,7 @@ def test_round_trip_generated(tok: Tokenizer):
 def test_gotk_namespace_comes_from_exported_namespace(tok: Tokenizer):
     a = {"labels": {"alertname": "FluxReconciliationFailure", "kind": "HelmRelease", "name": "flux-system",
                     "namespace": "flux-system", "exported_namespace": "flux-system"}}
-    exp = ds.runbook_expect(ds.rb.load().entry_for("FluxReconciliationFailure"), a["labels"])
+    exp = records.runbook_expect(rb.load(), a["labels"])
     y = tok.labels(a, exp)
     enc = tok.encode(a)
     tagged = {enc.layout[i].key: tok.space.classes[c] for i, c in enumerate(y) if c > 0 and enc.layout[i].key}
@@ -149,7 +151,7 @@ def test_invalid_grids_fall_through(tok: Tokenizer):
 
 def test_no_action_decodes_to_no_action(tok: Tokenizer):
     a = {"status": "resolved", "labels": {"alertname": "Watchdog"}}
-    y = tok.labels(a, ds.no_action_expect())
+    y = tok.labels(a, records.no_action_expect())
     assert y[0] == 0 and y[1] == 0
     d = parse_answer(tok.decode(one_hot(tok, y, 0.8), a))
     assert d.lambda_function is None and d.plan == [] and d.confidence == pytest.approx(0.8)

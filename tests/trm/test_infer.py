@@ -12,10 +12,11 @@ from agent_sre import catalog
 from agent_sre.alerts import Alert
 from agent_sre.chain.base import Abstain
 from agent_sre.decision import Method
-from agent_sre.trm import dataset as ds
+from agent_sre.trm import records as ds
 from agent_sre.trm.checkpoint import ModelLoadError, export
 from agent_sre.trm.encoding import Tokenizer, default_priority_keys
 from agent_sre.trm.evaluate import encode_records, evaluate_records, format_report, plot_confusion, plot_reliability
+from agent_sre.trm.generator import generate
 from agent_sre.trm.infer import Predictor, TRMStage
 from agent_sre.trm.model import TRMConfig
 from agent_sre.trm.train import TrainConfig, train
@@ -25,7 +26,7 @@ from agent_sre.trm.train import TrainConfig, train
 def model_dir(tmp_path_factory):
     torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
     d = tmp_path_factory.mktemp("trm")
-    recs = ds.generate(n=200, seed=5)
+    recs = generate(n=200, seed=5)
     tok = Tokenizer.build([r["alert"] for r in recs], priority_keys=default_priority_keys())
     X, Y = encode_records(tok, recs)
     mc = TRMConfig.preset("tiny", seq_len=tok.seq_len, feature_vocab=tok.feature_vocab, n_out=tok.space.n_out)
@@ -133,7 +134,7 @@ def test_load_errors(model_dir, tmp_path):
 
 def test_evaluate_reports_and_plots(model_dir, tmp_path):
     p = Predictor.load(model_dir)
-    recs = ds.generate(n=40, seed=21)
+    recs = generate(n=40, seed=21)
     m = evaluate_records(p, recs, threshold=0.5)
     assert m["n"] == 40
     assert sum(map(sum, m["confusion"]["matrix"])) == 40
@@ -147,7 +148,7 @@ def test_train_from_jsonl_end_to_end(tmp_path):
     from agent_sre.trm.evaluate import train_from_jsonl
 
     data = tmp_path / "gen.jsonl"
-    ds.write_jsonl(data, ds.generate(n=300, seed=4))
+    ds.write_jsonl(data, generate(n=300, seed=4))
     m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=4, batch_size=32,
                          warmup_steps=1)
     out = tmp_path / "out"

@@ -15,7 +15,7 @@ def random_export(out_dir: str | Path, preset: str = "tiny", *, seed: int = 0, n
     import torch
 
     from ..trm.checkpoint import export
-    from ..trm.dataset import generate
+    from ..trm.generator import generate
     from ..trm.encoding import Tokenizer, default_priority_keys
     from ..trm.model import TRM, TRMConfig
 
@@ -31,7 +31,7 @@ def random_export(out_dir: str | Path, preset: str = "tiny", *, seed: int = 0, n
 
 def sample_alerts(n: int, seed: int = 1) -> list[dict[str, Any]]:
     """``n`` realistic firing alerts (dicts) from the dataset generator."""
-    from ..trm.dataset import generate
+    from ..trm.generator import generate
 
     out = []
     for r in generate(n=max(n * 2, 10), seed=seed):

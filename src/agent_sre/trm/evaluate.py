@@ -219,7 +219,7 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     ``reliability.png``, ``split.json`` and the training run (``run/``). Returns the metrics."""
 
     from .checkpoint import export, model_from_checkpoint
-    from .dataset import merge, split
+    from .records import merge, split
     from .encoding import Tokenizer, default_priority_keys
     from .infer import Predictor
     from .model import TRMConfig

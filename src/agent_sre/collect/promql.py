@@ -1,14 +1,12 @@
-"""Prometheus alerting rules as data: read rule files / PrometheusRule manifests, infer alert labels.
+"""Which labels the alerts of a PromQL expression carry, from a small parser that follows the
+engine's label semantics.
 
-``load_rules(path)`` reads a plain Prometheus rule file (``groups:``) or a prometheus-operator
-``PrometheusRule`` manifest (``spec.groups``), including multi-document YAML, and returns one
-``AlertRule`` per alerting rule (recording rules are skipped).
-
-``infer_labels(expr)`` works out which labels the alerts of an expression carry, from a small
-PromQL parser that follows the engine's label semantics:
+``infer_labels(expr)`` returns an ``Inferred``: the label names of the result series, whether
+further unnamed labels may appear (``open``), the metric names used and the label matchers written.
 
 * a selector carries its matchers' labels plus the metric's usual labels when the metric is a
-  well-known one (kube-state-metrics, kubelet, Flux, ``up``), and is "open" otherwise;
+  well-known one (``KNOWN_METRICS``: kube-state-metrics, kubelet, Flux, ``up``), and is "open"
+  otherwise;
 * aggregations keep exactly their ``by (...)`` labels, or drop their ``without (...)`` labels;
 * one-to-one binary operations keep the left side's labels, only the ``on (...)`` labels, or the
   left side's minus ``ignoring (...)``; ``group_left/right (...)`` add labels from the other side;
@@ -16,18 +14,16 @@ PromQL parser that follows the engine's label semantics:
 * ``label_replace``/``label_join`` add their destination label, ``histogram_quantile`` drops
   ``le``, ``absent`` keeps only equality-matched labels, ``vector``/``time`` carry none.
 
-The result also lists the metric names and label matchers, so training alerts can use values a
-real alert of that rule would have (e.g. ``reason="CrashLoopBackOff"``).
+``Inferred.values()`` lists the values the matchers allow, so an example alert of a rule can use
+values a real one would have (e.g. ``reason="CrashLoopBackOff"``). To teach the parser a metric's
+labels, add it to ``KNOWN_METRICS``. Syntax it cannot read raises ``PromQLError``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable
-
-import yaml
+from typing import Any
 
 # --------------------------------------------------------------------------- known metrics
 
@@ -65,89 +61,11 @@ KNOWN_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    alert: str
-    expr: str
-    group: str
-    source: str
-    for_: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-
-class RuleFileError(ValueError):
-    pass
-
-
-def _groups_of(doc: Any, where: str) -> list[dict[str, Any]]:
-    if not isinstance(doc, dict):
-        return []
-    if doc.get("kind") == "PrometheusRule":
-        spec = doc.get("spec") or {}
-        groups = spec.get("groups") if isinstance(spec, dict) else None
-    elif doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-        return [g for item in doc["items"] for g in _groups_of(item, where)]
-    elif "kind" in doc:
-        return []  # some other Kubernetes object in the same folder
-    else:
-        groups = doc.get("groups")
-    if groups is None:
-        return []
-    if not isinstance(groups, list):
-        raise RuleFileError(f"{where}: 'groups' must be a list")
-    return groups
-
-
-def parse_rules(text: str, source: str = "<text>") -> list[AlertRule]:
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        raise RuleFileError(f"{source}: not YAML: {e}") from None
-    out: list[AlertRule] = []
-    for doc in docs:
-        for g in _groups_of(doc, source):
-            if not isinstance(g, dict):
-                raise RuleFileError(f"{source}: a group must be a mapping")
-            for r in g.get("rules") or []:
-                if not isinstance(r, dict) or "alert" not in r:
-                    continue
-                if "expr" not in r:
-                    raise RuleFileError(f"{source}: alert {r['alert']!r} has no expr")
-                out.append(AlertRule(
-                    alert=str(r["alert"]), expr=str(r["expr"]).strip(), group=str(g.get("name", "")),
-                    source=source, for_=None if r.get("for") is None else str(r["for"]),
-                    labels={str(k): str(v) for k, v in (r.get("labels") or {}).items()},
-                    annotations={str(k): str(v) for k, v in (r.get("annotations") or {}).items()},
-                ))
-    return out
-
-
-def load_rules(path: str | Path) -> list[AlertRule]:
-    p = Path(path)
-    return parse_rules(p.read_text(), str(p))
-
-
-def rule_files(dirs: Iterable[str | Path]) -> list[Path]:
-    """YAML files under each directory (recursively), or the path itself when it is a file."""
-    out: list[Path] = []
-    for d in dirs:
-        d = Path(d)
-        if d.is_file():
-            out.append(d)
-        elif d.is_dir():
-            out.extend(sorted(p for p in d.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
-    return out
-
-
 # --------------------------------------------------------------------------- PromQL labels
 
 
 class PromQLError(ValueError):
-    pass
+    """An expression the parser cannot read; the message quotes it."""
 
 
 @dataclass
@@ -169,6 +87,9 @@ class Labels:
 
 @dataclass(frozen=True)
 class Inferred:
+    """What ``infer_labels`` found: sorted label names, whether more may appear, metric names in
+    order of use, and every matcher as ``(label, op, value)``."""
+
     labels: list[str]
     open: bool
     metrics: list[str]
@@ -510,9 +431,3 @@ def infer_labels(expr: str) -> Inferred:
     r = _Parser(expr).parse()
     labels = sorted(r.labels - {"__name__"})
     return Inferred(labels=labels, open=r.open, metrics=r.metrics, matchers=r.matchers)
-
-
-def alert_labels(rule: AlertRule) -> list[str]:
-    """Every label an alert of ``rule`` carries: inferred series labels, rule labels, alertname."""
-    inf = infer_labels(rule.expr)
-    return sorted(set(inf.labels) | set(rule.labels) | {"alertname"})

@@ -15,9 +15,9 @@ Every record has the dataset shape::
 
 Rule records carry the labels whose values are known (``alertname``, the rule's labels, values
 fixed by equality matchers) and list in ``meta.inferred_labels`` every label a real alert of the
-rule carries (inferred from the expression by ``promrules``), with ``meta.label_values`` giving
-values matchers allow, so a generator can fill them like a real alert. ``expect`` is only set from
-an audit outcome that succeeded (or was a no-op); everything else is left for labelling.
+rule carries (inferred from the expression by ``promql.infer_labels``), with ``meta.label_values``
+giving values matchers allow, so a generator can fill them like a real alert. ``expect`` is only
+set from an audit outcome that succeeded (or was a no-op); everything else is left for labelling.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any, Iterable
 
 import httpx
 
-from . import promrules
+from .promql import PromQLError, infer_labels
+from .rules import RuleFileError, load_rules, rule_files
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class CollectError(RuntimeError):
 def _rule_meta(expr: str, source: str, **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"source": source, "expr": expr}
     try:
-        inf = promrules.infer_labels(expr)
+        inf = infer_labels(expr)
         meta.update(inferred_labels=inf.labels, labels_open=inf.open, metrics=inf.metrics,
                     label_values=inf.values())
-    except promrules.PromQLError as e:
+    except PromQLError as e:
         meta.update(inferred_labels=[], labels_open=True, metrics=[], label_values={},
                     inference_error=str(e))
     meta.update({k: v for k, v in extra.items() if v is not None})
@@ -89,10 +90,10 @@ def alert_record(labels: dict[str, Any], annotations: dict[str, Any], status: st
 
 def from_rule_dirs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
     out = []
-    for path in promrules.rule_files(dirs):
+    for path in rule_files(dirs):
         try:
-            rules = promrules.load_rules(path)
-        except promrules.RuleFileError as e:
+            rules = load_rules(path)
+        except RuleFileError as e:
             log.warning("skipping %s", e)
             continue
         for r in rules:

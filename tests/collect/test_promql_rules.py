@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent_sre.promrules import PromQLError, RuleFileError, infer_labels, parse_rules
+from agent_sre.collect.promql import PromQLError, infer_labels
+from agent_sre.collect.rules import RuleFileError, parse_rules
 
 
 @pytest.mark.parametrize("expr, labels, open_", [
