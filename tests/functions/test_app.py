@@ -10,7 +10,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_bina
 from cloudevents.core.v1.event import CloudEvent
 
 from agent_sre.functions.app import create_app
-from agent_sre.functions.results import result_id
+from agent_sre.events import result_id
 from tests.helpers import EventSink, serve_asgi
 
 from .test_pods import PODS, deployment_chain
@@ -160,9 +160,9 @@ def test_health_ready_metrics(cluster, served):
 
 
 def test_readyz_not_ready_without_cluster_outside_dry_run():
-    from agent_sre.functions.registry import Settings
+    from agent_sre.settings import FunctionSettings
     from agent_sre.functions.runner import Runner
-    app = create_app(runner=Runner(Settings(dry_run=False), api_client=None), sink="")
+    app = create_app(runner=Runner(FunctionSettings(dry_run=False), api_client=None), sink="")
     with serve_asgi(app) as url:
         r = httpx.get(url + "/readyz")
         assert r.status_code == 503 and r.json()["cluster"] == "offline"
