@@ -29,8 +29,10 @@ def settings_help(command: str, only: set[str] | None = None) -> str:
     rows = [r for r in cfg.describe(cfg.COMMANDS[command]) if only is None or r[0] in only]
     width = max(len(var) for var, _, _ in rows)
     lines = [f"[bold]Settings[/] (environment; empty means unset, an unusable value stops {command}):"]
-    lines += [f"  [cyan]{var:<{width}}[/]  {escape(desc)} [dim](default: {escape(default)})[/]"
-              for var, default, desc in rows]
+    for var, default, desc in rows:
+        # "unset" says nothing new where the description already tells what an unset value means
+        shown = "" if default == "unset" and ("default" in desc or "unset" in desc) else f" [dim](default: {escape(default)})[/]"
+        lines.append(f"  [cyan]{var:<{width}}[/]  {escape(desc)}{shown}")
     return "\n".join(lines)
 
 

@@ -206,6 +206,7 @@ def describe(groups: tuple[type[_Group], ...]) -> list[tuple[str, str, str]]:
                 continue
             seen.add(var)
             default = f.default
-            shown = "unset" if default is None else (str(default).lower() if isinstance(default, bool) else str(default))
+            shown = "unset" if default in (None, "") else (str(default).lower() if isinstance(default, bool)
+                                                             else str(default))
             out.append((var, shown, f.description or ""))
     return out
