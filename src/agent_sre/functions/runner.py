@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -140,19 +141,21 @@ class Runner:
         return out
 
 
-_default: Runner | None = None
 _default_lock = threading.Lock()
 
 
+@functools.cache
+def _runner_from_settings() -> Runner:
+    return Runner.from_env()
+
+
 def default_runner() -> Runner:
-    global _default
+    """The in-process runner (``run_function``), built from the settings on first use (once, even
+    when two threads ask at the same time: it holds the id store)."""
     with _default_lock:
-        if _default is None:
-            _default = Runner.from_env()
-        return _default
+        return _runner_from_settings()
 
 
-def reset_default_runner(runner: Runner | None = None) -> None:
-    global _default
-    with _default_lock:
-        _default = runner
+def reset_default_runner() -> None:
+    """Forget the in-process runner, so the next use reads the settings again."""
+    _runner_from_settings.cache_clear()
