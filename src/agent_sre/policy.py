@@ -133,7 +133,7 @@ _DEFAULT: Policy | None = None
 
 
 def default() -> Policy:
-    """The packaged policy (cached), without environment overrides."""
+    """The packaged policy (cached), without the DRY_RUN override."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = parse(default_policy_text(), "packaged policy.yaml")
