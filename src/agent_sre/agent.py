@@ -3,7 +3,7 @@
 One path for every alert and every result, on an ``Outbox``:
 
 * alerts are committed to its inbox before anything else; each decision's events are enqueued in
-  the same transaction that marks its alerts done, and the plan is saved with them;
+  the same transaction that marks its alerts done, and a plan of several steps is saved with them;
 * a result event finds its plan, runs the next step through ``_step`` (the same gate → duplicate
   → refuse → suggest → trigger sequence as step 0), and is recorded with the events that follow
   from it in one transaction. A restart (even after kill -9) resumes where it stopped and never
@@ -139,9 +139,10 @@ class Agent:
         try:
             decisions = self.chain.decide_many(alerts)
             outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            # A plan whose later steps wait for a result: saved, so the result finds it after a restart.
             plans = [(correlation_id(o.alert), o.alert.model_dump_json(exclude_none=True),
                       o.decision.model_dump_json()) for o in outs
-                     if any(e.get_type() == TRIGGER for e in o.events)]
+                     if len(o.decision.plan) > 1 and any(e.get_type() == TRIGGER for e in o.events)]
             fresh = set(self.outbox.finish(ids, [e for o in outs for e in o.events], plans))
         except Exception as e:  # noqa: BLE001 - left pending: the worker retries them
             log.exception("processing %d alerts failed; they stay in the inbox", len(alerts))
@@ -242,6 +243,8 @@ class Agent:
                 o.error = sent.error
             if isinstance(sent.handled, Outcome):
                 o.merge(sent.handled)
+            elif sent.reply is not None and sent.reply.get_type() in RESULT_TYPES:
+                o.results.append(ce.data_of(sent.reply) or {})  # the result of a one-step plan
 
     # ------------------------------------------------------------------ worker callbacks
     def _on_reply(self, reply: CloudEvent) -> Outcome | None:

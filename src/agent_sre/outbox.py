@@ -10,8 +10,8 @@ Layout (``OUTBOX_DB``, default ``STATE_DIR``/outbox.db; WAL):
   so enqueuing the same trigger again is a no-op: redelivery never produces a second id.
   ``pending`` → ``delivered`` | ``dead`` (retries exhausted: the dead letter, kept with its
   last error). Retries back off exponentially with jitter (``next_at``).
-* ``plans``   plans a trigger went out for, by correlation id (alert + decision), so a result
-  that arrives after a restart still finds its plan.
+* ``plans``   open multi-step plans by correlation id (alert + decision), so a result that
+  arrives after a restart still finds its plan.
 * ``results`` result events seen, keyed by their id: a result delivered twice is handled once.
   Recording a result and enqueuing the next step's trigger happen in one transaction.
 """
