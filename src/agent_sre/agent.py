@@ -202,21 +202,22 @@ class Agent:
             out.verdict = verdict
         else:
             out.verdicts.append(verdict)
-        step = decision.plan[index] if verdict.allowed or verdict.duplicate else None
-        params = step.parameters if step is not None and params is None else params
-        where = f"step {index} " if index else ""
+        where = f" step {index}" if index else ""
+        if not (verdict.allowed or verdict.duplicate):
+            out.events.append(escalation_event(alert, decision, f"gate refused{where}: {verdict.reason}",
+                                               f"{index}:{verdict.code}"))
+            return
+        step = decision.plan[index]  # the gate found it
+        params = step.parameters if params is None else params
         if verdict.duplicate:
             prior = verdict.prior or {}
             if (prior.get("function"), prior.get("params")) == (step.lambda_function, params) \
                     and prior.get("mode") != "suggest":
                 out.events.append(trigger_event(alert, decision, step_index=index, parameters=params,
                                                 dry_run=prior.get("mode") != "execute"))
-        elif not verdict.allowed:
-            out.events.append(escalation_event(alert, decision, f"gate refused {where}".rstrip()
-                                               + f": {verdict.reason}", f"{index}:{verdict.code}"))
         elif verdict.mode == "suggest":
             # Decide and report, never trigger: the suggestion goes out as an escalation.
-            out.events.append(escalation_event(alert, decision, f"suggest-only: would run {where}"
+            out.events.append(escalation_event(alert, decision, f"suggest-only: would run{where} "
                                                f"{step.lambda_function}({params})", f"{index}:suggest"))
         else:
             # A step after a dry-run step stays dry-run.
