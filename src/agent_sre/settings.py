@@ -117,7 +117,8 @@ class TRMSettings(_Group):
 class LLMSettings(_Group):
     llm_url: str | None = Field(None, description="Ollama or OpenAI-compatible endpoint; unset: no LLM stage")
     llm_model: str = Field("functiongemma:270m", description="model name")
-    llm_api: Literal["", "ollama", "openai"] = Field("", description="wire format (default: from the URL)")
+    llm_api: Annotated[Literal["", "ollama", "openai"], BeforeValidator(str.lower)] = Field(
+        "", description="wire format, ollama or openai (default: from the URL)")
     llm_api_key: str | None = Field(None, description="bearer token for the LLM endpoint")
     llm_connect_timeout_ms: float = Field(1000, gt=0, description="connect timeout")
     llm_timeout_ms: float = Field(10000, gt=0, description="read timeout")
