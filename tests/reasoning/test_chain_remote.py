@@ -8,12 +8,11 @@ import httpx
 from agent_sre.agent import Agent
 from agent_sre.alerts import parse_payload
 from agent_sre.chain.annotations import AnnotationStage
-from agent_sre.chain.base import Abstain
 from agent_sre.chain.chain import Chain, build_stages
 from agent_sre.chain.llm import LLMStage
 from agent_sre.chain.rules import RuleStage
 from agent_sre.chain.trm import RemoteTRM, TRMStage
-from agent_sre.decision import Method, validated
+from agent_sre.decision import Abstain, Method, validated
 from agent_sre.reasoning.engine import DecisionEngine
 from agent_sre.reasoning.service import create_app
 from agent_sre.server import create_app as agent_app

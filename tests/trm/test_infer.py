@@ -1,4 +1,4 @@
-"""Predictor loading/abstaining and the TRM chain stage, on a tiny model trained in the test."""
+"""Loading a predictor, abstaining, and the TRM chain stage, on a tiny model trained in the test."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ import torch
 
 from agent_sre import catalog
 from agent_sre.alerts import Alert
-from agent_sre.chain.base import Abstain
-from agent_sre.decision import Method
+from agent_sre.chain.trm import TRMStage
+from agent_sre.decision import Abstain, Method
 from agent_sre.trm import dataset as ds
 from agent_sre.trm.checkpoint import ModelLoadError, export
 from agent_sre.trm.encoding import Tokenizer, default_priority_keys
-from agent_sre.trm.evaluate import encode_records, evaluate_records, format_report, plot_confusion, plot_reliability
-from agent_sre.trm.infer import Predictor, TRMStage
+from agent_sre.trm.evaluate import evaluate_records, format_report, plot_confusion, plot_reliability
+from agent_sre.trm.infer import Predictor, load_predictor
 from agent_sre.trm.model import TRMConfig
+from agent_sre.trm.recipe import encode_records
 from agent_sre.trm.train import TrainConfig, train
 
 
@@ -44,7 +45,7 @@ def alerts():
 
 
 def test_predict_batch_one_call(model_dir, alerts, monkeypatch):
-    p = Predictor.load(model_dir)
+    p = load_predictor(model_dir)
     calls = []
     orig = p.model.predict
     monkeypatch.setattr(p.model, "predict", lambda x, **kw: calls.append(x.shape) or orig(x, **kw))
@@ -67,7 +68,7 @@ def test_stage_abstains_below_threshold(model_dir, alerts):
         strict(alerts[0])
     for r in strict.batch(alerts):
         assert isinstance(r, Abstain) and ("confidence" in str(r) or "invalid" in str(r))
-    lax = TRMStage(strict.predictor, threshold=0.0)
+    lax = TRMStage(predictor=strict.predictor, threshold=0.0)
     for r in lax.batch(alerts):  # at threshold 0 only invalid output abstains
         assert (isinstance(r, Abstain) and "invalid" in str(r)) or r.method is Method.TRM
 
@@ -97,7 +98,7 @@ def test_stage_decides_when_confident(alerts):
             return {"probs": P, "steps": torch.tensor([3]), "q_halt": torch.tensor([0.99])}
 
     rec = next(r for r in ds.runbook_records() if r["expect"]["lambda_function"] == "pod-check-status")
-    stage = TRMStage(Predictor(Oracle(rec), tok), threshold=0.9)
+    stage = TRMStage(predictor=Predictor(Oracle(rec), tok), threshold=0.9)
     d = stage(Alert.model_validate(rec["alert"]))
     assert d.lambda_function == "pod-check-status" and d.method is Method.TRM and d.iterations == 3
     assert [s.lambda_function for s in d.plan] == ["pod-check-status", "pod-restart"]
@@ -106,33 +107,31 @@ def test_stage_decides_when_confident(alerts):
 
 def test_load_errors(model_dir, tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        Predictor.load(tmp_path / "nope")
+        load_predictor(tmp_path / "nope")
     bad = tmp_path / "bad"
     shutil.copytree(model_dir, bad)
     cfg = json.loads((bad / "config.json").read_text())
     cfg["extra"]["catalog_hash"] = "0000000000000000"
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match="catalog"):
-        Predictor.load(bad)
+        load_predictor(bad)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(model_dir, corrupt)
     with open(corrupt / "model.safetensors", "r+b") as f:
         f.seek(200)
         f.write(b"\x00garbage\x00")
     with pytest.raises(ModelLoadError):
-        Predictor.load(corrupt)
+        load_predictor(corrupt)
     (corrupt / "config.json").unlink()
     with pytest.raises(ModelLoadError, match="missing"):
-        Predictor.load(corrupt)
-    # the chain's wrapper turns a broken model into an abstention, not a crash
-    from agent_sre.chain.trm import TRMStage as ChainStage
-
+        load_predictor(corrupt)
+    # the chain's stage turns a broken model into an abstention, not a crash
     with pytest.raises(Abstain, match="unusable"):
-        ChainStage(model_path=corrupt)(Alert(labels={"alertname": "X"}))
+        TRMStage(model_path=corrupt)(Alert(labels={"alertname": "X"}))
 
 
 def test_evaluate_reports_and_plots(model_dir, tmp_path):
-    p = Predictor.load(model_dir)
+    p = load_predictor(model_dir)
     recs = ds.generate(n=40, seed=21)
     m = evaluate_records(p, recs, threshold=0.5)
     assert m["n"] == 40
@@ -144,19 +143,19 @@ def test_evaluate_reports_and_plots(model_dir, tmp_path):
 
 
 def test_train_from_jsonl_end_to_end(tmp_path):
-    from agent_sre.trm.evaluate import train_from_jsonl
+    from agent_sre.trm.recipe import train_from_jsonl
 
     data = tmp_path / "gen.jsonl"
     ds.write_jsonl(data, ds.generate(n=300, seed=4))
     m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=4, batch_size=32,
                          warmup_steps=1)
     out = tmp_path / "out"
-    for f in ("model/model.safetensors", "model/config.json", "metrics.json", "split.json", "confusion.png",
-              "reliability.png"):
+    for f in ("model/model.safetensors", "model/model.onnx", "model/config.json", "metrics.json", "split.json",
+              "confusion.png", "reliability.png"):
         assert (out / f).is_file(), f
     split_info = json.loads((out / "split.json").read_text())
     assert split_info["seed"] == 0 and split_info["sizes"] == m["sizes"]
     assert m["test"]["n"] == m["sizes"]["test"] > 0
-    p = Predictor.load(out / "model")
+    p = load_predictor(out / "model")
     assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
     assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
