@@ -59,6 +59,14 @@ def test_trm_api_url_selects_the_remote_stage(monkeypatch):
     assert isinstance(TRMStage(), TRMStage)  # in-process path unchanged
 
 
+def test_the_llm_stage_is_built_only_with_llm_url(monkeypatch):
+    monkeypatch.delenv("LLM_URL", raising=False)
+    monkeypatch.setenv("USE_TRM", "false")
+    assert [s.name for s in build_stages()] == ["annotations", "rules"]
+    monkeypatch.setenv("LLM_URL", "http://ollama:11434")
+    assert [s.name for s in build_stages()] == ["annotations", "llm", "rules"]
+
+
 def test_remote_trm_decides_single_and_batched():
     with serve_asgi(create_app(DecisionEngine(Fixed()))) as url:
         c = chain(url)

@@ -159,3 +159,63 @@ def test_train_from_jsonl_end_to_end(tmp_path):
     p = load_predictor(out / "model")
     assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
     assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
+
+
+def test_backend_choice_and_its_reasons(model_dir, tmp_path):
+    assert load_predictor(model_dir).info["backend"] == "onnx"  # the export carries its graph
+    old = tmp_path / "before-the-graph"  # an export written before the graph was part of it
+    shutil.copytree(model_dir, old)
+    (old / "model.onnx").unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["onnx_sha256"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    p = load_predictor(old)
+    assert p.info["backend"] == "torch" and "no model.onnx" in p.info["backend_note"]
+    with pytest.raises(ModelLoadError, match="backend onnx unusable.*no model.onnx"):
+        load_predictor(old, backend="onnx")
+    with pytest.raises(ValueError, match="auto, onnx or torch"):
+        load_predictor(model_dir, backend="tensorflow")
+    bad = tmp_path / "bad-graph"
+    shutil.copytree(model_dir, bad)
+    raw = bytearray((bad / "model.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(raw))
+    for backend in ("onnx", "torch"):  # the export is one unit: whichever file is damaged, it is refused
+        with pytest.raises(ModelLoadError, match="model.onnx does not match the checksum"):
+            load_predictor(bad, backend=backend)
+
+
+def test_both_backends_decide_alike(model_dir, alerts):
+    onnx_, torch_ = load_predictor(model_dir, backend="onnx"), load_predictor(model_dir, backend="torch")
+    for a, b in zip(onnx_.predict_batch(alerts), torch_.predict_batch(alerts)):
+        assert (a.text, a.iterations, a.error) == (b.text, b.iterations, b.error)
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+
+
+def test_reexport_adds_the_graph_to_an_export_and_keeps_its_weights(model_dir, tmp_path):
+    from agent_sre.trm.recipe import reexport
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    (old / "model.onnx").unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["onnx_sha256"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    new = reexport(old, tmp_path / "new")
+    assert (new / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    assert load_predictor(new).info["backend"] == "onnx"
+
+
+def test_one_threshold_and_threads_rule_for_the_stage_and_the_service(model_dir, monkeypatch):
+    from agent_sre.reasoning.engine import TRMEngine
+
+    for var in ("TRM_THRESHOLD", "TORCH_THREADS", "TRM_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+    stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
+    assert stage.threshold == engine.threshold == 0.9  # recorded in none: the default
+    assert stage.predictor.info["threads"] == engine.info["threads"] == 1
+    monkeypatch.setenv("TRM_THRESHOLD", "0.5")
+    monkeypatch.setenv("TORCH_THREADS", "2")
+    stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
+    assert stage.threshold == engine.threshold == 0.5
+    assert stage.predictor.info["threads"] == engine.info["threads"] == 2

@@ -219,12 +219,13 @@ class TorchTRM:
 
     @classmethod
     def load(cls, model_dir: Path, *, device: str = "cpu", threads: int = 1) -> "TorchTRM":
-        if importlib.util.find_spec("torch") is None:
-            raise ModelLoadError(f"{model_dir}: the ONNX Runtime path is unavailable and PyTorch is not installed "
-                                 f"(install agent-sre[train], or serve an export that has {artifact.GRAPH})")
-        import torch
+        try:
+            import torch
 
-        from .checkpoint import load_exported
+            from .checkpoint import load_exported
+        except ImportError as e:
+            raise ModelLoadError(f"the torch backend needs PyTorch, which is not installed ({e}); install "
+                                 f"agent-sre[train], or serve an export that has {artifact.GRAPH}") from None
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError(f"DEVICE={device} but this torch build has no CUDA device")
