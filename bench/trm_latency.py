@@ -3,8 +3,8 @@
     .venv/bin/python bench/trm_latency.py [--presets cpu,paper] [--budget-s 100] [--model-dir DIR]
 
 For each preset it measures the real chain stage (``agent_sre.chain.trm.TRMStage``: encode → one
-``model.predict`` with ACT on the stage's model thread → decode → validate): single-alert latency p50/p99 (one alert per call) and
-throughput at batch 64 (alerts/s). The packaged/trained model is measured when present (or --model-dir);
+``model.predict`` with ACT on the stage's model thread → decode → validate): single-alert latency
+p50/p99 (one alert per call) and throughput at batch 64 (alerts/s). The packaged/trained model is measured when present (or --model-dir);
 otherwise random weights at the preset's shape. An untrained halting head never halts (its bias starts
 at "continue"), so random weights run all n_sup supervision steps: the *worst* case. The ``halt@1`` rows
 force halting after the first step (the best case ACT can give a trained, confident model).

@@ -82,7 +82,8 @@ def test_services_and_demo_start_without_torch(tmp_path):
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             run_demo(None, json_out=True)
-        methods = sorted({json.loads(l)["decision"]["method"] for l in buf.getvalue().splitlines() if l.startswith("{")})
+        lines = [ln for ln in buf.getvalue().splitlines() if ln.startswith("{")]
+        methods = sorted({json.loads(ln)["decision"]["method"] for ln in lines})
         print(json.dumps({"codes": codes, "demo": methods, "torch": "torch" in sys.modules}))
     """, env={"STATE_DIR": str(tmp_path)})
     assert out["codes"]["serve"] == [200, ["annotations", "trm", "rules"]]  # no LLM stage without LLM_URL

@@ -5,6 +5,7 @@ A missing or broken model never breaks the chain: the stage abstains and says wh
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ class TRMStage:
         self.predictor = predictor
         self.threshold = predictor.threshold(self._threshold) if predictor is not None else self._threshold
         self._error: str | None = None
+        self._lock = threading.Lock()  # two intake calls may ask for the model at once
         self._model_thread: Batcher = Batcher(self._forward, max_size=s.trm_batch_max, name="trm-forward")
 
     @classmethod
@@ -58,20 +60,26 @@ class TRMStage:
     def _load(self, raise_errors: bool = False) -> None:
         if self.predictor is not None or self._error is not None:
             return
+        with self._lock:
+            self._load_once(raise_errors)
+
+    def _load_once(self, raise_errors: bool) -> None:
+        if self.predictor is not None or self._error is not None:
+            return
         if self.model_path is None:
             self._error = "no TRM model (MODEL_PATH unset and none packaged)"
             return
         s = self.settings
         try:
-            self.predictor = load_predictor(self.model_path, backend=s.trm_backend, threads=s.torch_threads,
-                                            device=s.device)
+            pred = load_predictor(self.model_path, backend=s.trm_backend, threads=s.torch_threads, device=s.device)
         except Exception as e:  # noqa: BLE001 - a corrupt model must not take the agent down
             if raise_errors:
                 raise
             self._error = f"TRM model at {self.model_path} unusable: {e}"
             log.error("%s", self._error)
             return
-        self.threshold = self.predictor.threshold(self._threshold)
+        self.threshold = pred.threshold(self._threshold)
+        self.predictor = pred  # last: other threads use the stage once this is set
 
     def warm(self) -> None:
         """Load the model now, so the first alert does not pay for it inside its time budget."""

@@ -131,12 +131,7 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "TRM 
             if v:
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="black")
     ax.set_title(title)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return _save(fig, path)
 
 
 def plot_reliability(metrics: dict[str, Any], path: str | Path, title: str = "TRM reliability") -> Path:
@@ -157,6 +152,12 @@ def plot_reliability(metrics: dict[str, Any], path: str | Path, title: str = "TR
     ax.set_ylabel("exact accuracy")
     ax.set_title(f"{title} (ECE {metrics['calibration']['ece']:.3f})")
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,8 @@ class TorchTRM:
         model, _, _ = load_exported(model_dir, device=device)
         return cls(model)
 
-    def predict(self, x: np.ndarray, max_steps: int | None = None, halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
+    def predict(self, x: np.ndarray, max_steps: int | None = None,
+                halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
         import torch
 
         xt = torch.from_numpy(np.asarray(x, dtype=np.int64)).to(self.device)

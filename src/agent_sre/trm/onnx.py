@@ -65,7 +65,8 @@ class OnnxTRM:
         self.y_init, self.z_init = y0.astype(np.float32), z0.astype(np.float32)
         self._vocab = np.asarray(cfg.feature_vocab, dtype=np.int64)
 
-    def predict(self, x: np.ndarray, max_steps: int | None = None, halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
+    def predict(self, x: np.ndarray, max_steps: int | None = None,
+                halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
         cfg = self.cfg
         x = np.asarray(x, dtype=np.int64)
         if x.ndim != 3 or x.shape[2] != len(cfg.feature_vocab):
