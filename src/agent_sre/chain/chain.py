@@ -1,6 +1,7 @@
 """Runs the stages in order; the first one that decides wins.
 
-Order: static annotations → TRM → LLM → rules → no action. Resolved alerts get no action before
+Order (``build_stages``): static annotations → TRM (in process, or the trm-reasoning service with
+TRM_API_URL) → LLM (with LLM_URL) → rules → no action. Resolved alerts get no action before
 any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
 recorded in ``Decision.fallthrough`` and the next stage is asked. Each stage call is bounded by its
 own time budget (``stage_timeout``: TRM_TIMEOUT_MS, LLM_TIMEOUT_MS, ...); over budget it falls through.

@@ -44,7 +44,7 @@ class TRMStage:
         self.threshold = predictor.threshold(self._threshold) if predictor is not None else self._threshold
         self._error: str | None = None
         self._lock = threading.Lock()  # two intake calls may ask for the model at once
-        self._model_thread: Batcher = Batcher(self._forward, max_size=s.trm_batch_max, name="trm-forward")
+        self._model_thread: Batcher = Batcher(self._forward, max_size=s.trm_batch_max, name="trm-batcher")
 
     @classmethod
     def from_path(cls, model_dir: str | Path, threshold: float | None = None, **kw) -> "TRMStage":
