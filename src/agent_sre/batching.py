@@ -16,8 +16,9 @@ most ``max_wait_s`` for more) until the batch holds ``max_size`` items (a reques
 split, so one large request may exceed it), and makes ONE call of ``fn`` with the requests in
 order. ``fn`` returns one result per request. If it raises, every request of that call gets the
 exception; the other calls are not affected. A request whose future was cancelled before its call
-started (its client went away) is dropped. Workers are daemon threads, started on first use; sync
-callers block on ``__call__``, async callers ``await submit``.
+started (its client went away) is dropped. Workers are daemon threads, started when requests
+arrive; one idle for ``IDLE_S`` exits. Sync callers block on ``__call__``, async callers
+``await submit``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _STOP = object()
+IDLE_S = 30.0  # a worker with nothing to do for this long exits; the next request starts another
 
 
 class Overloaded(RuntimeError):
@@ -79,7 +81,8 @@ class Batcher(Generic[Req, Res]):
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued = 0  # items waiting (not yet taken by a worker)
-        self._threads: list[threading.Thread] = []
+        self._alive = 0  # worker threads running
+        self._started = 0
         self._closed = False
 
     @property
@@ -91,22 +94,21 @@ class Batcher(Generic[Req, Res]):
         """Queue requests (all or none); one future per request. Raises Overloaded when
         ``max_queue`` items would be exceeded."""
         sizes = [self.size(r) for r in reqs]
-        with self._lock:
+        futs = []
+        with self._lock:  # queueing and starting workers under the lock: a worker exits only on an empty queue
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed")
             if self.max_queue is not None and self._queued + sum(sizes) > self.max_queue:
                 raise Overloaded(f"queue full ({self._queued} waiting, limit {self.max_queue})")
             self._queued += sum(sizes)
-            if not self._threads:
-                self._threads = [threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
-                                 for i in range(self.workers)]
-                for t in self._threads:
-                    t.start()
-        futs = []
-        for r, n in zip(reqs, sizes):
-            p = _Pending(r, n, Future())
-            self._q.put(p)
-            futs.append(p.fut)
+            for r, n in zip(reqs, sizes):
+                p = _Pending(r, n, Future())
+                self._q.put(p)
+                futs.append(p.fut)
+            while self._alive < self.workers:
+                self._alive += 1
+                self._started += 1
+                threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
         return futs
 
     def put(self, req: Req) -> Future:
@@ -122,24 +124,38 @@ class Batcher(Generic[Req, Res]):
 
     def close(self) -> None:
         """Stop the workers after their current call; requests still queued fail."""
+        waiting = []
         with self._lock:
             self._closed = True
-            for _ in self._threads:
+            while True:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    waiting.append(item)
+            self._queued = 0
+            for _ in range(self._alive):
                 self._q.put(_STOP)
-        while True:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                continue
+        for item in waiting:
             if item.fut.set_running_or_notify_cancel():
                 item.fut.set_exception(RuntimeError(f"{self.name} shut down"))
 
     # ------------------------------------------------------------------ worker
     def _take(self) -> list[_Pending] | None:
-        first = self._q.get()
+        """The next batch, or None when this worker should exit (closed, or idle)."""
+        while True:
+            try:
+                first = self._q.get(timeout=IDLE_S)
+                break
+            except queue.Empty:
+                with self._lock:
+                    if self._q.empty():
+                        self._alive -= 1
+                        return None
         if first is _STOP:
+            with self._lock:
+                self._alive -= 1
             return None
         batch, n = [first], first.size
         deadline = time.monotonic() + self.max_wait_s
