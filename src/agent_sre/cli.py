@@ -102,10 +102,18 @@ def select(
 def _serve(command: str, build, host: str | None, port: int | None) -> None:
     """Build ``command``'s app with ``build()`` (settings errors stop it here, before it listens),
     then serve it on ``host``/``port`` (default: HOST/PORT)."""
+    import logging
+
     import uvicorn
 
     load_settings(command)
     server = _settings(cfg.ServerSettings)
+    # agent-sre's own lines (one structured line per decision and per result) at LOG_LEVEL.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("agent_sre")
+    root.addHandler(handler)
+    root.setLevel(server.log_level.upper())
     try:
         asgi = build()
     except cfg.SettingsError as e:
@@ -167,7 +175,8 @@ def history(
     alertname: Optional[str] = typer.Option(None, "--alertname", "-a", help="only this alert"),
     correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
     since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
-    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter"),
+    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter, "
+                                                            "suppressed, verify, outcome, approval, autonomy"),
     verify: bool = typer.Option(False, "--verify", help="check the hash chain; exit 1 if tampered"),
     json_out: bool = typer.Option(False, "--json", help="one JSON record per line"),
     log: Optional[Path] = typer.Option(None, "--log", help="the audit log (default: AUDIT_LOG)"),
@@ -205,6 +214,23 @@ def _history_line(rec: dict) -> str:
         a = d.get("alert") or {}
         what = f"{a.get('status')} " + ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())
                                                  if k != "alertname")
+    elif rec["kind"] == "result":
+        req = (d.get("details") or {}).get("request")
+        what = (f"{d.get('function') or '-'} {d.get('status')}{' (dry-run)' if d.get('dry_run') else ''}: "
+                f"{d.get('message') or ''}")
+        if req:
+            what += f" | {'sent' if req.get('sent') else 'would send'} {req.get('method')} {req.get('path')}"
+            what += f" {json.dumps(req.get('body'), sort_keys=True)}" if req.get("body") is not None else ""
+    elif rec["kind"] == "outcome":
+        what = f"{d.get('outcome')} {d.get('function')} on {d.get('target') or '-'}: {d.get('reason')}"
+    elif rec["kind"] == "approval":
+        what = (f"{d.get('status')} {d.get('id')} {d.get('function')} {d.get('parameters')}"
+                + (f" by {d['by']}" if d.get("by") else "") + (f": {d['note']}" if d.get("note") else ""))
+    elif rec["kind"] == "autonomy":
+        what = f"{d.get('alert_class')} {d.get('from')} -> {d.get('to')} ({d.get('why')})"
+    elif rec["kind"] in ("suppressed", "verify"):
+        what = str(d.get("reason") or f"watching {d.get('function')} on {d.get('target')} until "
+                   f"{d.get('deadline')} ({(d.get('window') or {}).get('seconds')}s window)")
     else:
         what = f"{d.get('status')} {d.get('message') or ''}"
     return (f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
@@ -228,6 +254,123 @@ def outbox(
     if state:
         for e in box.events(state):
             typer.echo(json.dumps(e))
+
+
+# ------------------------------------------------------------------ the closed loop
+
+
+@app.command(epilog=settings_help("outcomes", only={"STATE_DIR", "STATE_DB", "REDIS_URL", "POLICY_PATH"}))
+def outcomes(
+    json_out: bool = typer.Option(False, "--json", help="the ledger and recent outcomes as JSON"),
+    limit: int = typer.Option(20, help="recent outcomes shown"),
+    db: Optional[Path] = typer.Option(None, "--db", help="the state database (default: STATE_DB)"),
+) -> None:
+    """The outcome ledger per alert class: attempts, verified, ineffective, failed, mode."""
+    from .loop.autonomy import mode_of, why
+    from .loop.store import RedisLoopStore, SQLiteLoopStore
+    from . import policy
+
+    st = _settings(cfg.StateSettings)
+    try:
+        n = policy.load(_settings(cfg.AgentSettings).policy_path).autonomy.promote_after
+    except (OSError, policy.PolicyError) as e:
+        _fail(f"POLICY_PATH: {e}")
+    if st.redis_url and db is None:
+        store = RedisLoopStore(st.redis_url)
+    else:
+        store = SQLiteLoopStore(_existing(db or st.state_path, "state database", "--db, STATE_DB or STATE_DIR"))
+    rows = []
+    for c in store.classes():
+        mode, pinned = mode_of(c, n)
+        rows.append({**c.model_dump(mode="json"), "mode": mode, "pinned": pinned, "why": why(c, n)})
+    recent = [o.model_dump(mode="json") for o in store.outcomes(limit=limit)]
+    if json_out:
+        typer.echo(json.dumps({"classes": rows, "outcomes": recent}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"outcomes per alert class (execute after {n} verified in a row)")
+    for col in ("class", "mode", "attempts", "verified", "ineffective", "failed", "unverified", "rejected",
+                "in a row", "last"):
+        t.add_column(col)
+    for r in rows:
+        last = r["last"] or {}
+        t.add_row(r["alert_class"], r["mode"] + (" (pinned)" if r["pinned"] else ""), *(str(r[k]) for k in (
+            "attempts", "verified", "ineffective", "failed", "unverified", "rejected", "streak")),
+                  escape(f"{last.get('outcome', '-')}: {last.get('reason', '')}"[:80]))
+    Console(width=200).print(t)
+    if not rows:
+        typer.echo("no outcomes recorded yet")
+
+
+def _client() -> tuple[str, dict[str, str]]:
+    c = _settings(cfg.ClientSettings)
+    return c.agent_url.rstrip("/"), ({"Authorization": f"Bearer {c.auth_token}"} if c.auth_token else {})
+
+
+def _call(method: str, path: str, body: dict | None = None) -> dict:
+    import httpx
+
+    url, headers = _client()
+    try:
+        r = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach the agent at {url} (AGENT_URL): {e}", code=1)
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = {"error": r.text[:300]}
+    if r.status_code >= 300:
+        why = doc.get("error") or doc.get("detail") or doc
+        _fail(f"{r.status_code}: {why}", code=1)
+    return doc
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command(epilog=settings_help("approve"))
+def approve(
+    approval_id: str = typer.Argument(..., help="the approval request's id (in the message, on /ui)"),
+    reason: Optional[str] = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+) -> None:
+    """Approve a suggested remediation: it passes through the gate again, then runs."""
+    a = _call("POST", f"/api/approvals/{approval_id}/approve", {"by": _who(), "reason": reason})
+    typer.echo(f"{a['id']}: {a['status']}" + (f" ({a['note']})" if a.get("note") else "")
+               + f" — {a['function']} {json.dumps(a['parameters'], sort_keys=True)} for {a['alertname']}")
+    if a["status"] != "approved":
+        raise typer.Exit(1)
+
+
+@app.command(epilog=settings_help("reject"))
+def reject(
+    approval_id: str = typer.Argument(..., help="the approval request's id"),
+    reason: str = typer.Option(..., "--reason", help="why not (kept in the audit log and the ledger)"),
+) -> None:
+    """Reject a suggested remediation; its alert class goes back to asking."""
+    a = _call("POST", f"/api/approvals/{approval_id}/reject", {"by": _who(), "reason": reason})
+    typer.echo(f"{a['id']}: {a['status']} — {a['function']} for {a['alertname']}: {a.get('note')}")
+
+
+@app.command(epilog=settings_help("pin"))
+def pin(
+    alert_class: str = typer.Argument(..., help="ALERT/FUNCTION, e.g. PodCrashLoopBackOff/pod-restart"),
+    mode: str = typer.Argument(..., help="execute | dry_run | suggest | auto (unpin: back to its earned mode)"),
+) -> None:
+    """Pin an alert class to a mode (the policy's mode stays the ceiling)."""
+    if mode not in ("execute", "dry_run", "suggest", "auto"):
+        raise typer.BadParameter("mode: execute, dry_run, suggest or auto")
+    c = _call("POST", "/api/autonomy", {"alert_class": alert_class, "mode": None if mode == "auto" else mode,
+                                        "by": _who()})
+    typer.echo(f"{c['alert_class']}: {c.get('mode')}" + (" (pinned)" if c.get("pinned") else "")
+               + f" — {c.get('why', '')}")
 
 
 # ------------------------------------------------------------------ TRM training
