@@ -182,8 +182,6 @@ class Agent:
         for o in outs:
             corr, name = correlation_id(o.alert), o.alert.name
             self.metrics.decision_seconds.observe(took)
-            if o.suppressed:
-                rec.append(("suppressed", {"reason": o.suppressed, "startsAt": o.alert.startsAt}, corr, name))
             rec.append(("decision", {"decision": o.decision.model_dump(mode="json"),
                                      "verdict": o.verdict.model_dump(mode="json") if o.verdict else None},
                         corr, name))

@@ -178,6 +178,9 @@ class FunctionSettings(_Group):
     flux_force: Flag = Field(False, description="HelmRelease: also request forceAt")
     flux_wait_seconds: float = Field(30.0, ge=0, description="how long to watch Ready after a reconcile request")
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
+    verify_wait_seconds: float = Field(60.0, ge=0, description="how long pod-restart watches for a Ready replacement "
+                                                             "or a complete rollout after acting")
+    verify_poll_seconds: float = Field(2.0, gt=0, description="polling interval of that watch")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
 
