@@ -98,7 +98,7 @@ def outcome_of(alert: Alert, decision: Decision, verdict: Verdict | None, book: 
 def _gate() -> Gate:
     from . import policy
 
-    return Gate(policy=policy.load(), suggest_only=True, state=None)
+    return Gate(policy=policy.configured(), suggest_only=True, state=None)
 
 
 def _runbook() -> runbook.Runbook | None:

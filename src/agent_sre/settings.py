@@ -87,7 +87,6 @@ class StateSettings(_Group):
 
 class AgentSettings(_Group):
     dry_run: Flag = Field(True, description="true: functions write nothing; false: execute (the policy may be stricter)")
-    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
     broker_url: str | None = Field(None, description="Knative broker for trigger events (default: in-process broker)")
     auth_token: str | None = Field(None, description="bearer token intake requests must carry")
     intake_concurrency: int = Field(2, ge=1, description="agent calls in flight at once")
@@ -95,6 +94,10 @@ class AgentSettings(_Group):
     retry_base_seconds: float = Field(1.0, gt=0, description="first delivery retry delay")
     retry_max_seconds: float = Field(300.0, gt=0, description="longest delivery retry delay")
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
+
+
+class PolicySettings(_Group):
+    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
 
 
 class RunbookSettings(_Group):
@@ -186,11 +189,12 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, RunbookSettings, TRMSettings, LLMSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),
     "demo": (RunbookSettings, TRMSettings, LLMSettings),
+    "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
     "history": (StateSettings,),
     "outbox": (StateSettings,),
     "dataset collect": (CollectSettings,),
