@@ -253,7 +253,8 @@ def train(
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
 ) -> None:
     """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
-    from .trm.evaluate import format_report, reexport, train_from_jsonl
+    from .trm.evaluate import format_report
+    from .trm.recipe import reexport, train_from_jsonl
 
     if not training_data:
         if export is None:
@@ -280,16 +281,15 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
-    from .chain.trm import default_model_path
     from .trm.records import merge, split
     from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
                                 plot_reliability)
-    from .trm.infer import Predictor
+    from .trm.infer import default_model_path, load_predictor
 
     path = model or default_model_path()
     if path is None:
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
-    pred = Predictor.load(path)
+    pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
     records = merge([str(p) for p in data])
     if held_out:
         records = split(records, seed=seed, by=split_by).test

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from . import ce
 from .agent import Agent
 from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, parse_payload, status_from_event_type
+from .batching import IntakeBatcher
 from .events import RESULT_TYPES
 from .http_body import BodyTooLarge, read_body
 from .settings import AgentSettings, ServerSettings, SettingsError, StateSettings, load
@@ -25,58 +25,6 @@ log = logging.getLogger(__name__)
 
 def _bad(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
-
-
-class IntakeBatcher:
-    """Requests that arrive while the agent is busy are handled together in its next call: one
-    inbox commit, one batched TRM pass, one audit write for all of them. Each request still gets its
-    answer only after its own alerts are committed, and an idle agent adds no wait.
-
-    Up to ``concurrency`` calls run at once (default 2): while one batch is in the model's forward
-    pass (native code, the GIL released), the next is committed to the inbox and the previous one
-    goes through the gate, so the CPU-bound model and the Python work overlap instead of taking
-    turns. The gate and the outbox are safe for that (per-thread SQLite connections, atomic
-    reservations)."""
-
-    def __init__(self, handle, max_alerts: int = 256, concurrency: int = 2):
-        self.handle = handle
-        self.max_alerts = max_alerts
-        self.concurrency = max(1, concurrency)
-        self.queue: asyncio.Queue | None = None
-        self.tasks: list[asyncio.Task] = []
-
-    async def submit(self, alerts: list) -> list:
-        if not self.tasks or any(t.done() for t in self.tasks):
-            loop = asyncio.get_running_loop()
-            for t in self.tasks:
-                t.cancel()
-            self.queue = asyncio.Queue()
-            self.tasks = [loop.create_task(self._run(self.queue)) for _ in range(self.concurrency)]
-        fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((alerts, fut))  # type: ignore[union-attr]
-        return await fut
-
-    async def _run(self, queue: asyncio.Queue) -> None:
-        while True:
-            items = [await queue.get()]
-            n = len(items[0][0])
-            while n < self.max_alerts and not queue.empty():
-                item = queue.get_nowait()
-                items.append(item)
-                n += len(item[0])
-            flat = [a for alerts, _ in items for a in alerts]
-            try:
-                outcomes = await run_in_threadpool(self.handle, flat)
-            except Exception as e:  # noqa: BLE001 - every waiting request gets the error (a 500)
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            i = 0
-            for alerts, fut in items:
-                if not fut.done():
-                    fut.set_result(outcomes[i:i + len(alerts)])
-                i += len(alerts)
 
 
 def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | None = None,
