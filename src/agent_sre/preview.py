@@ -95,7 +95,9 @@ def outcome_of(alert: Alert, decision: Decision, verdict: Verdict | None, book: 
     return "escalate"
 
 
-def _gate() -> Gate:
+def suggest_gate() -> Gate:
+    """The gate with the configured policy (``POLICY_PATH``) in suggest mode, without a state store:
+    it checks everything and reserves nothing."""
     from . import policy
 
     return Gate(policy=policy.configured(), suggest_only=True, state=None)
@@ -117,7 +119,7 @@ def preview_alerts(alerts: Sequence[Alert], *, chain: Any = None, gate: Gate | N
         from .chain.chain import Chain
 
         chain = Chain()
-    gate = gate or _gate()
+    gate = gate or suggest_gate()
     book = _runbook()
     # Batches the size the agent sees under load, so each stage call stays within its time budget.
     decisions: list[Decision] = []
@@ -210,3 +212,43 @@ def alerts_from_alertmanager(url: str, timeout: float = 10.0) -> list[Alert]:
         return parse_payload(doc)
     except IntakeError as e:
         raise PreviewError(f"GET {base}/api/v2/alerts: {e}") from None
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _decision_text(row: PreviewRow) -> str:
+    d = row.decision
+    if not d.action:
+        return "no action"
+    params = ", ".join(f"{k}={v}" for k, v in d.parameters.items())
+    more = f" +{len(d.plan) - 1} step" if len(d.plan) > 1 else ""
+    return f"{d.lambda_function}({params}){more}"
+
+
+def totals_line(rows: Sequence[PreviewRow], rules: int | None = None) -> str:
+    t = totals(rows)
+    where = f" from {rules} rules" if rules is not None else ""
+    return f"{len(rows)} alerts{where}: " + " · ".join(f"{k} {t[k]}" for k in OUTCOMES)
+
+
+def print_report(rows: Sequence[PreviewRow], rules: int | None = None, console: Any = None) -> None:
+    """The rows as a table (rule, decision, stage, confidence, gate verdict, outcome) and totals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    colour = {"remediate": "green", "escalate": "yellow", "uncertain": "magenta", "silent": "dim"}
+    table = Table(show_lines=False, pad_edge=False)
+    for col in ("rule", "group", "decision", "stage", "conf.", "gate", "outcome"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        name = r.alert.name + "".join(f" [dim]{k}={v}[/]" for k, v in r.variant.items())
+        gate = "-" if r.verdict is None else ("allowed" if r.verdict.allowed else f"refused: {r.verdict.code}")
+        table.add_row(name, r.rule_group or "-", _decision_text(r), r.stage, f"{r.decision.confidence:.2f}",
+                      gate, f"[{colour[r.outcome]}]{r.outcome}[/]")
+    console.print(table)
+    noted = sum(1 for r in rows if r.notes)
+    if noted:
+        console.print(f"[dim]{noted} alert(s) could not be synthesised exactly (see the notes in --json)[/]")
+    console.print(totals_line(rows, rules), markup=False)

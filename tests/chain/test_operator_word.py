@@ -54,7 +54,10 @@ def user_runbook(tmp_path, monkeypatch):
 
 def test_default_chain_asks_the_runbook_before_the_models(user_runbook, monkeypatch):
     monkeypatch.delenv("LLM_URL", raising=False)
+    assert [s.name for s in build_stages()] == ["annotations", "rules", "trm"]
+    monkeypatch.setenv("LLM_URL", "http://127.0.0.1:9/v1")
     assert [s.name for s in build_stages()] == ["annotations", "rules", "trm", "llm"]
+    monkeypatch.delenv("LLM_URL")
     [a] = parse_payload({"labels": STUCK})
     d = Chain().decide(a)
     assert (d.lambda_function, d.parameters, d.method) == (*WANT, Method.RULES)

@@ -51,9 +51,32 @@ def test_native_tool_call_becomes_a_validated_decision_and_request_is_well_forme
     user = req["messages"][1]["content"]
     assert user.startswith(TASK) and "PodCrashLoopBackOff" in user and "pod=jellyfin-5c8-abcde" in user and "namespace=media" in user
     if api == "ollama":
-        assert req["options"]["temperature"] == 0
+        assert req["options"] == {"temperature": 0, "num_predict": 256}
+        assert req["keep_alive"] == "30m"  # else Ollama unloads the model after 5 idle minutes
     else:
-        assert req["tool_choice"] == "auto" and req["temperature"] == 0
+        # No tool_choice unless configured: servers not started for it refuse the request.
+        assert "tool_choice" not in req and req["temperature"] == 0 and req["max_tokens"] == 256
+
+
+@pytest.mark.parametrize("env, ollama, openai", [
+    ({"LLM_KEEP_ALIVE": "24h", "LLM_MAX_TOKENS": "64"}, {"keep_alive": "24h", "num_predict": 64}, {"max_tokens": 64}),
+    ({"LLM_KEEP_ALIVE": "-1", "LLM_TOOL_CHOICE": "auto"}, {"keep_alive": -1}, {"tool_choice": "auto"}),
+])
+def test_keep_alive_max_tokens_and_tool_choice_come_from_the_settings(env, ollama, openai):
+    for api, want in (("ollama", ollama), ("openai", openai)):
+        cfg = LLMConfig.from_env({"LLM_URL": "http://llm:11434", "LLM_API": api, **env})
+        body = LLMClient(cfg).request_body([], [])
+        flat = {**body, **body.get("options", {})}
+        assert {k: flat.get(k) for k in want} == want, (api, body)
+
+
+@pytest.mark.parametrize("var, value", [("LLM_KEEP_ALIVE", "forever"), ("LLM_KEEP_ALIVE", "5 minutes"),
+                                        ("LLM_TOOL_CHOICE", "always"), ("LLM_MAX_TOKENS", "0")])
+def test_unusable_llm_settings_fail_closed(var, value):
+    from agent_sre.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=var):
+        LLMConfig.from_env({"LLM_URL": "http://llm:11434", var: value})
 
 
 def test_openai_arguments_as_json_string_and_ollama_arguments_as_object_both_parse():

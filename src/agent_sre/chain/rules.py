@@ -1,4 +1,4 @@
-"""The runbook stage: the operator's word, asked before any model.
+"""Stage 2, the runbook: the operator's word, asked before any model.
 
 An alert the runbook names (its alertname or an alias) is decided here, whatever a model would
 say: the first case whose ``match`` holds gives the plan; a case with an empty plan means the
