@@ -177,7 +177,7 @@ def preview(
     except (pv.PreviewError, cfg.SettingsError) as e:
         _fail(str(e))
     for p in problems:
-        typer.echo(f"warning: skipped {p}", err=True)
+        typer.echo(f"warning: skipped {' '.join(p.split())}", err=True)
     rows = pv.preview_rules(rules, chain=chain, gate=gate, external_labels=externals or None)
     rows += pv.preview_alerts(alerts, chain=chain, gate=gate,
                               sources=[alertmanager_url or ""] * len(alerts), groups=[""] * len(alerts))

