@@ -19,6 +19,16 @@ Sources: rule files and PrometheusRule manifests (``rules_from_paths``; ``-`` re
 ``kubectl kustomize``'s output), a running Prometheus (``rules_from_prometheus``, its
 ``/api/v1/rules``) and a running Alertmanager (``alerts_from_alertmanager``, its
 ``/api/v2/alerts``, the alerts it would deliver now: active, not silenced, not inhibited).
+
+From Python (what a benchmark calls)::
+
+    from agent_sre.preview import preview_rules, rules_from_paths, totals
+    rules, problems = rules_from_paths(["path/to/rules"])
+    rows = preview_rules(rules)      # one PreviewRow per synthesised alert, in rule order
+    rows[0].to_json()                # alertname, rule_group, source, variant, labels, lambda_function, ...
+    totals(rows)                     # {"remediate": ..., "escalate": ..., "uncertain": ..., "silent": ...}
+
+Pass ``chain=Chain([...])`` to preview with other stages (e.g. one model alone).
 """
 
 from __future__ import annotations
