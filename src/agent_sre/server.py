@@ -188,10 +188,7 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     from .gate import Gate
 
     st, ag = load(StateSettings, env), load(AgentSettings, env)
-    try:
-        pol = policy.load(ag.policy_path, dry_run=ag.dry_run)
-    except (OSError, policy.PolicyError) as e:
-        raise SettingsError(f"POLICY_PATH={str(ag.policy_path)!r}: {e}") from None
+    pol = policy.configured(env, dry_run=ag.dry_run)
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
     return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
