@@ -21,7 +21,7 @@ Methods
 * ``TRMMethod``     — an exported TRM through ``trm.infer.load_predictor`` (ACT on or off, optional cap on
                       supervision steps); with ``threshold`` it behaves as the chain stage (abstains
                       below it).
-* ``ChainMethod``   — ``Chain()``: annotations → TRM → LLM (only with LLM_URL) → rules.
+* ``ChainMethod``   — ``Chain()``: annotations → runbook → TRM → LLM (only with LLM_URL).
 
 ``ParamFiller`` (the learned label-key heuristic): for every (function, parameter) and every label key,
 over the training examples of that function, how often the key was present and how often it held the

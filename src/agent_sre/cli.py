@@ -145,6 +145,57 @@ def demo(
     run_demo(file, json_out=json_out)
 
 
+@app.command(epilog=settings_help("preview"))
+def preview(
+    sources: list[str] = typer.Argument(None, help="rule files, PrometheusRule manifests or directories of "
+                                                   "them; '-' reads stdin (e.g. kubectl kustomize output)"),
+    prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url",
+                                                 help="the rules this Prometheus has loaded (/api/v1/rules)"),
+    alertmanager_url: Optional[str] = typer.Option(None, "--alertmanager-url",
+                                                   help="the alerts this Alertmanager would deliver now "
+                                                        "(/api/v2/alerts)"),
+    external_label: list[str] = typer.Option([], "--external-label",
+                                             help="NAME=VALUE on every synthesised alert, like Prometheus' "
+                                                  "external labels (repeat)"),
+    strategy: str = typer.Option("chain", help="annotations | trm | llm | rules | chain"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON line per alert instead of the table"),
+) -> None:
+    """What agent-sre would do for every alert of a rule set, or for the alerts firing now: the
+    chain and the gate in suggest mode; nothing is sent, nothing is written."""
+    from .chain.chain import Chain
+    from . import preview as pv
+
+    load_settings("preview")
+    if not sources and not prometheus_url and not alertmanager_url:
+        raise typer.BadParameter("give rule files or directories, '-' for stdin, --prometheus-url or "
+                                 "--alertmanager-url")
+    externals = {}
+    for item in external_label:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--external-label {item!r}: expected NAME=VALUE")
+        externals[name] = value
+    rules, problems = pv.rules_from_paths(sources or [])
+    try:
+        if prometheus_url:
+            rules += pv.rules_from_prometheus(prometheus_url)
+        alerts = pv.alerts_from_alertmanager(alertmanager_url) if alertmanager_url else []
+        chain = Chain(strategy=strategy)
+        gate = pv.suggest_gate()
+    except (pv.PreviewError, cfg.SettingsError) as e:
+        _fail(str(e))
+    for p in problems:
+        typer.echo(f"warning: skipped {' '.join(p.split())}", err=True)
+    rows = pv.preview_rules(rules, chain=chain, gate=gate, external_labels=externals or None)
+    rows += pv.preview_alerts(alerts, chain=chain, gate=gate,
+                              sources=[alertmanager_url or ""] * len(alerts), groups=[""] * len(alerts))
+    if json_out:
+        for r in rows:
+            typer.echo(json.dumps(r.to_json()))
+        return
+    pv.print_report(rows, rules=len(rules) if rules else None)
+
+
 @app.command("serve-reasoning", epilog=settings_help("serve-reasoning"))
 def serve_reasoning(host: Optional[str] = HOST, port: Optional[int] = PORT) -> None:
     """Run trm-reasoning, the TRM as an HTTP service."""
@@ -272,9 +323,9 @@ def outcomes(
 
     st = _settings(cfg.StateSettings)
     try:
-        n = policy.load(_settings(cfg.AgentSettings).policy_path).autonomy.promote_after
-    except (OSError, policy.PolicyError) as e:
-        _fail(f"POLICY_PATH: {e}")
+        n = policy.configured().autonomy.promote_after
+    except cfg.SettingsError as e:
+        _fail(str(e))
     if st.redis_url and db is None:
         store = RedisLoopStore(st.redis_url)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -171,3 +171,16 @@ def load(path: str | os.PathLike | None = None, dry_run: bool | None = None) -> 
     if dry_run is not None and policy.mode != "suggest":
         policy = policy.with_overrides(mode="dry_run" if dry_run else "execute")
     return policy
+
+
+def configured(env: Mapping[str, str] | None = None, dry_run: bool | None = None) -> Policy:
+    """``load`` of the file the ``POLICY_PATH`` setting names (else the packaged policy); a file
+    that does not load raises ``SettingsError`` naming the setting."""
+    from .settings import PolicySettings, SettingsError
+    from .settings import load as load_settings
+
+    path = load_settings(PolicySettings, env).policy_path
+    try:
+        return load(path, dry_run=dry_run)
+    except (OSError, PolicyError) as e:
+        raise SettingsError(f"POLICY_PATH={str(path)!r}: {e}") from None

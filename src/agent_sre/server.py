@@ -200,10 +200,7 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     from .loop import Loop, open_loop_store
 
     st, ag, lp = load(StateSettings, env), load(AgentSettings, env), load(LoopSettings, env)
-    try:
-        pol = policy.load(ag.policy_path, dry_run=ag.dry_run)
-    except (OSError, policy.PolicyError) as e:
-        raise SettingsError(f"POLICY_PATH={str(ag.policy_path)!r}: {e}") from None
+    pol = policy.configured(env, dry_run=ag.dry_run)
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
     log_ = audit.Audit(st.audit_path)
     loop = Loop(open_loop_store(st), policy=pol, settings=lp, audit=log_)

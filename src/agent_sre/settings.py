@@ -16,6 +16,7 @@ accept exactly true/false, 1/0, yes/no, on/off, in any case.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, TypeVar
 
@@ -49,6 +50,17 @@ def _flag(value: Any) -> bool:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+_DURATION = re.compile(r"-?\d+|-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
+def _keep_alive(value: Any) -> str:
+    """A Go duration (``30m``, ``1h30m``) or whole seconds (``-1``: for ever), as Ollama reads it."""
+    v = str(value).strip()
+    if not _DURATION.fullmatch(v):
+        raise ValueError(f"{v!r} is not a duration like 30m, 24h or -1")
+    return v
 
 
 class _Group(BaseModel):
@@ -87,7 +99,6 @@ class StateSettings(_Group):
 
 class AgentSettings(_Group):
     dry_run: Flag = Field(True, description="true: functions write nothing; false: execute (the policy may be stricter)")
-    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
     broker_url: str | None = Field(None, description="Knative broker for trigger events (default: in-process broker)")
     auth_token: str | None = Field(None, description="bearer token intake requests must carry")
     intake_concurrency: int = Field(2, ge=1, description="agent calls in flight at once")
@@ -125,6 +136,10 @@ class ClientSettings(_Group):
     auth_token: str | None = Field(None, description="the agent's bearer token (its AUTH_TOKEN)")
 
 
+class PolicySettings(_Group):
+    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
+
+
 class RunbookSettings(_Group):
     runbook_path: Path | None = Field(None, description="runbook.yaml (default: the packaged runbook)")
 
@@ -152,6 +167,14 @@ class LLMSettings(_Group):
     llm_timeout_ms: float = Field(10000, gt=0, description="read timeout")
     llm_breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the circuit")
     llm_breaker_cooloff_s: float = Field(30, gt=0, description="seconds the circuit stays open")
+    llm_keep_alive: Annotated[str, BeforeValidator(_keep_alive)] = Field(
+        "30m", description="Ollama API: how long the model stays loaded after a call (e.g. 30m, 24h, -1: "
+                           "for ever); Ollama unloads an idle model after 5m otherwise")
+    llm_tool_choice: Literal["", "auto", "required", "none"] = Field(
+        "", description="tool_choice sent to an OpenAI-compatible server (unset: not sent; servers not started "
+                        "for tool choice refuse it)")
+    llm_max_tokens: int = Field(256, ge=16, description="longest answer the model may write (a tool call needs "
+                                                        "a few dozen tokens)")
 
 
 class ReasoningSettings(_Group):
@@ -217,15 +240,16 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, LoopSettings, RunbookSettings, TRMSettings,
-              LLMSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, PolicySettings, LoopSettings, RunbookSettings,
+              TRMSettings, LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),
     "demo": (RunbookSettings, TRMSettings, LLMSettings),
+    "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
     "history": (StateSettings,),
     "outbox": (StateSettings,),
-    "outcomes": (StateSettings, AgentSettings),
+    "outcomes": (StateSettings, PolicySettings),
     "approve": (ClientSettings,),
     "reject": (ClientSettings,),
     "pin": (ClientSettings,),

@@ -51,8 +51,8 @@ def chain(trm_url, llm_url=None):
 def test_trm_api_url_selects_the_remote_stage(monkeypatch):
     monkeypatch.setenv("TRM_API_URL", "http://trm-reasoning:8080")
     monkeypatch.delenv("USE_TRM", raising=False)
-    st = build_stages()
-    assert isinstance(st[1], RemoteTRM) and st[1].url == "http://trm-reasoning:8080"
+    [trm] = [s for s in build_stages() if s.name == "trm"]
+    assert isinstance(trm, RemoteTRM) and trm.url == "http://trm-reasoning:8080"
     monkeypatch.setenv("USE_TRM", "false")
     assert not any(s.name == "trm" for s in build_stages())
     monkeypatch.delenv("TRM_API_URL")
@@ -64,7 +64,7 @@ def test_the_llm_stage_is_built_only_with_llm_url(monkeypatch):
     monkeypatch.setenv("USE_TRM", "false")
     assert [s.name for s in build_stages()] == ["annotations", "rules"]
     monkeypatch.setenv("LLM_URL", "http://ollama:11434")
-    assert [s.name for s in build_stages()] == ["annotations", "llm", "rules"]
+    assert [s.name for s in build_stages()] == ["annotations", "rules", "llm"]
 
 
 def test_remote_trm_decides_single_and_batched():

@@ -26,7 +26,8 @@ NO_TORCH = textwrap.dedent("""
     sys.meta_path.insert(0, NoTorch())
 """)
 
-CRASH = {"status": "firing", "labels": {"alertname": "KubePodCrashLooping", "namespace": "media",
+# A crash loop under a name the runbook does not know, so the TRM (not the runbook) decides it.
+CRASH = {"status": "firing", "labels": {"alertname": "CrashLoopBackOffDetected", "namespace": "media",
                                         "pod": "jellyfin-5c8d9-abcde", "container": "jellyfin", "severity": "warning"},
          "annotations": {"summary": "Pod media/jellyfin-5c8d9-abcde is crash looping"}}
 
@@ -86,7 +87,7 @@ def test_services_and_demo_start_without_torch(tmp_path):
         methods = sorted({json.loads(ln)["decision"]["method"] for ln in lines})
         print(json.dumps({"codes": codes, "demo": methods, "torch": "torch" in sys.modules}))
     """, env={"STATE_DIR": str(tmp_path)})
-    assert out["codes"]["serve"] == [200, ["annotations", "trm", "rules"]]  # no LLM stage without LLM_URL
+    assert out["codes"]["serve"] == [200, ["annotations", "rules", "trm"]]  # no LLM stage without LLM_URL
     assert out["codes"]["serve-reasoning"] == [200, "onnx"]
     assert out["codes"]["serve-function"][0] == 200
     assert "trm_recursive_reasoning" in out["demo"]

@@ -1,8 +1,10 @@
 """Runs the stages in order; the first one that decides wins.
 
-Order (``build_stages``): static annotations → TRM (in process, or the trm-reasoning service with
-TRM_API_URL) → LLM (with LLM_URL) → rules → no action. Resolved alerts get no action before
-any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
+Order (``build_stages``): static annotations → runbook → TRM (in process, or the trm-reasoning
+service with TRM_API_URL) → LLM (with LLM_URL) → no action. What the operator wrote down comes
+first: the rule's own annotations, then the runbook, which decides every alert it names (its plan,
+or no action with an escalation when no case fits); the models decide only the alerts nobody wrote
+down. Resolved alerts get no action before any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
 recorded in ``Decision.fallthrough`` and the next stage is asked. Each stage call is bounded by its
 own time budget (``stage_timeout``: TRM_TIMEOUT_MS, LLM_TIMEOUT_MS, ...); over budget it falls through.
 """
@@ -37,8 +39,8 @@ def trm_stage() -> Stage:
 
 
 def build_stages(strategy: str = "chain") -> list[Stage]:
-    """``chain``: annotations, the TRM (unless USE_TRM=false), the LLM (only when LLM_URL is set),
-    rules. A single-stage strategy runs that stage alone (the LLM stage then abstains without LLM_URL)."""
+    """``chain``: annotations, the runbook, the TRM (unless USE_TRM=false), the LLM (only when LLM_URL
+    is set). A single-stage strategy runs that stage alone (the LLM stage then abstains without LLM_URL)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "annotations":
@@ -49,12 +51,11 @@ def build_stages(strategy: str = "chain") -> list[Stage]:
         return [LLMStage()]
     if strategy == "rules":
         return [RuleStage()]
-    stages: list[Stage] = [AnnotationStage()]
+    stages: list[Stage] = [AnnotationStage(), RuleStage()]
     if load(TRMSettings).use_trm:
         stages.append(trm_stage())
     if load(LLMSettings).llm_url:
         stages.append(LLMStage())
-    stages.append(RuleStage())
     return stages
 
 

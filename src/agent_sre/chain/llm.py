@@ -1,4 +1,4 @@
-"""Stage 3: an LLM with tool calling (FunctionGemma behind Ollama, or any OpenAI-compatible API).
+"""Stage 4: an LLM with tool calling (FunctionGemma behind Ollama, or any OpenAI-compatible API).
 
 Configured by ``LLM_URL`` (see ``agent_sre.llm.client`` for LLM_MODEL, LLM_API, timeouts and the circuit
 breaker); without it the stage abstains. Every failure mode — down, slow, circuit open, garbage, unknown

@@ -1,4 +1,4 @@
-"""Stage 2: the Tiny Recursive Model, in process (``TRMStage``: MODEL_PATH or the packaged model)
+"""Stage 3: the Tiny Recursive Model, in process (``TRMStage``: MODEL_PATH or the packaged model)
 or behind the trm-reasoning service (``RemoteTRM``: TRM_API_URL). ``chain.build_stages`` picks one.
 A missing or broken model never breaks the chain: the stage abstains and says why."""
 

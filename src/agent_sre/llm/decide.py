@@ -17,15 +17,6 @@ log = logging.getLogger(__name__)
 LLM_CONFIDENCE = 0.5
 
 
-def _catalog_name(name: str) -> str:
-    """The catalog's spelling of ``name``; models sometimes write ``pod_restart`` for ``pod-restart``."""
-    names = catalog.function_names()
-    if name in names:
-        return name
-    alt = name.replace("_", "-")
-    return alt if alt in names else name
-
-
 class LLMDecider:
     def __init__(self, client: LLMClient):
         self.client = client
@@ -47,7 +38,7 @@ class LLMDecider:
         call = reply.calls[0]
         if not call.name:
             raise Abstain(f"{model} returned a tool call without a name")
-        name = _catalog_name(call.name)
+        name = prompt.catalog_name(call.name)
         if name not in catalog.function_names():
             raise Abstain(f"{model} called unknown function {call.name!r}")
         extra = f" (+{len(reply.calls) - 1} more calls ignored)" if len(reply.calls) > 1 else ""
