@@ -40,7 +40,8 @@ from .catalog import validate_parameters
 from .ce import CloudEvent
 from .chain.chain import Chain
 from .decision import Decision, InvalidProposal
-from .events import ESCALATION, RESULT_TYPES, TRIGGER, correlation_id, escalation_event, trigger_event
+from .events import (ESCALATION, RESULT_TYPES, TRIGGER, correlation_id, escalation_event, escalation_reason,
+                     trigger_event)
 from .gate import Gate, Verdict
 from .metrics import Metrics
 from .outbox import Outbox, Retry, Worker
@@ -212,7 +213,7 @@ class Agent:
                 self.metrics.triggers.labels(data.get("lambda_function") or "unknown",
                                              "dry_run" if data.get("dry_run") else "execute").inc()
             elif e.get_type() == ESCALATION:
-                self.metrics.escalations.labels(str(data.get("code") or "").split(":", 1)[-1] or "unknown").inc()
+                self.metrics.escalations.labels(escalation_reason(data.get("code") or "")).inc()
 
     def _resume(self, rows: list[tuple[int, str]]) -> None:
         """Alerts accepted by a process that died before deciding: decide them now."""

@@ -109,6 +109,13 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -
     )
 
 
+def escalation_reason(code: str) -> str:
+    """An escalation's ``code`` without its plan step (``1:cooldown`` → ``cooldown``,
+    ``outcome:failed`` stays): what a metric or a route groups by."""
+    step, _, rest = str(code).partition(":")
+    return rest if step.isdigit() and rest else str(code) or "unknown"
+
+
 def result_id(trigger_id: str) -> str:
     """A result's id follows from its trigger's, so a replayed reply carries the same id."""
     return _digest("result", trigger_id)[:32]

@@ -27,7 +27,7 @@ import httpx
 
 from .. import ce
 from ..ce import CloudEvent
-from ..events import APPROVAL_REQUESTED, ESCALATION, OUTCOME
+from ..events import APPROVAL_REQUESTED, ESCALATION, OUTCOME, escalation_reason
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,8 @@ def escalation_alert(data: dict[str, Any], link: str | None, now: datetime | Non
     now = now or datetime.now(timezone.utc)
     orig = dict((data.get("alert") or {}).get("labels") or {})
     name = orig.pop("alertname", "unknown")
-    code = str(data.get("code") or "")
     labels = {**{k: str(v) for k, v in orig.items()}, "alertname": ESCALATION_ALERT, OWN_LABEL: "escalation",
-              "escalated_alertname": name, "escalation_reason": code.split(":", 1)[-1] or "unknown"}
+              "escalated_alertname": name, "escalation_reason": escalation_reason(data.get("code") or "")}
     decision = data.get("decision") or {}
     annotations = {"summary": f"{name}: {data.get('reason') or 'escalated'}",
                    "description": (decision.get("reasoning") or "")[:1000],
