@@ -62,7 +62,8 @@ def _decision_line(alert: Alert, d) -> str:
 @app.command(epilog=settings_help("select"))
 def select(
     alert: Optional[str] = typer.Argument(None, help="alert or webhook JSON; '-' reads stdin"),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert or webhook payload per line"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert, webhook payload or dataset "
+                                                                  "record (dataset collect/generate) per line"),
     strategy: str = typer.Option("chain", help="annotations | trm | llm | rules | chain"),
 ) -> None:
     """Print the decision for each alert as one JSON line."""
@@ -82,7 +83,7 @@ def select(
     parsed: list[list[Alert] | str] = []
     for raw in sources:
         try:
-            parsed.append(parse_json_bytes(raw))
+            parsed.append(_alerts_in(raw))
         except IntakeError as e:
             parsed.append(str(e))
     flat = [a for p in parsed if not isinstance(p, str) for a in p]
@@ -97,6 +98,19 @@ def select(
             print(_decision_line(a, next(decisions)))
     if bad:
         raise typer.Exit(2)
+
+
+def _alerts_in(raw: bytes) -> list[Alert]:
+    """The alerts of one input: an alert, a webhook, a list, or a dataset record's alert."""
+    from .alerts import parse_payload
+    from .collect.sources import record_alert
+
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return parse_json_bytes(raw)  # says what is wrong with it
+    inner = record_alert(doc)
+    return parse_payload(inner) if inner is not None else parse_json_bytes(raw)
 
 
 def _serve(command: str, build, host: str | None, port: int | None) -> None:
@@ -148,7 +162,8 @@ def demo(
 @app.command(epilog=settings_help("preview"))
 def preview(
     sources: list[str] = typer.Argument(None, help="rule files, PrometheusRule manifests or directories of "
-                                                   "them; '-' reads stdin (e.g. kubectl kustomize output)"),
+                                                   "them; '-' reads stdin (e.g. kubectl kustomize output); "
+                                                   "*.jsonl: dataset records (dataset collect/generate)"),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url",
                                                  help="the rules this Prometheus has loaded (/api/v1/rules)"),
     alertmanager_url: Optional[str] = typer.Option(None, "--alertmanager-url",
@@ -175,7 +190,15 @@ def preview(
         if not sep or not name:
             raise typer.BadParameter(f"--external-label {item!r}: expected NAME=VALUE")
         externals[name] = value
-    rules, problems = pv.rules_from_paths(sources or [])
+    datasets = [s for s in sources or [] if s.endswith(".jsonl")]
+    rules, problems = pv.rules_from_paths([s for s in sources or [] if s not in datasets])
+    recorded: list[Alert] = []
+    for path in datasets:  # dataset records (dataset collect/generate): preview their alerts
+        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+            try:
+                recorded += _alerts_in(line.encode()) if line.strip() else []
+            except IntakeError as e:
+                problems.append(f"{path}:{n}: {e}")
     try:
         if prometheus_url:
             rules += pv.rules_from_prometheus(prometheus_url)
@@ -189,6 +212,9 @@ def preview(
     rows = pv.preview_rules(rules, chain=chain, gate=gate, external_labels=externals or None)
     rows += pv.preview_alerts(alerts, chain=chain, gate=gate,
                               sources=[alertmanager_url or ""] * len(alerts), groups=[""] * len(alerts))
+    if recorded:
+        rows += pv.preview_alerts(recorded, chain=chain, gate=gate, sources=["dataset"] * len(recorded),
+                                  groups=[""] * len(recorded))
     if json_out:
         for r in rows:
             typer.echo(json.dumps(r.to_json()))
@@ -445,8 +471,11 @@ def train(
                                                   "alert (about 2x faster inference; off in the shipped model)"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
+    outcome_weight: int = typer.Option(1, min=1, help="repeat examples labelled by real outcomes (dataset collect: "
+                                                      "verified, ineffective, rejected) this many times"),
 ) -> None:
-    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
+    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer).
+    Records without an expectation (collected, not labelled yet) are skipped."""
     from .trm.evaluate import format_report
     from .trm.recipe import reexport, train_from_jsonl
 
@@ -458,7 +487,7 @@ def train(
     m = train_from_jsonl([str(p) for p in training_data], output_dir, preset=preset, seed=seed, epochs=epochs,
                          lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
                          model_overrides={"mask_padding": True} if mask_padding else None,
-                         split_by=split_by, export_dir=export, progress=True)
+                         split_by=split_by, export_dir=export, outcome_weight=outcome_weight, progress=True)
     typer.echo(format_report(m["test"], f"held-out by {split_by}"))
     typer.echo(f"model: {export or output_dir / 'model'} ({m['model']['params']:,} parameters, preset {preset}, "
                f"seed {seed}); metrics and plots in {output_dir}")
@@ -475,7 +504,7 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
-    from .trm.records import merge, split
+    from .trm.records import labelled, merge, split
     from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
                                 plot_reliability)
     from .trm.infer import default_model_path, load_predictor
@@ -484,7 +513,7 @@ def evaluate(
     if path is None:
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
     pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
-    records = merge([str(p) for p in data])
+    records = labelled(merge([str(p) for p in data]))
     if held_out:
         records = split(records, seed=seed, by=split_by).test
     thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))
