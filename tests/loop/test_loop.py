@@ -262,3 +262,49 @@ def test_outcomes_approvals_and_autonomy_survive_a_restart(tmp_path):
     [w] = again.loop.store.watches()
     assert w.alertname == "PodCrashLoopBackOff" and w.deadline == T0 + 30 + 600
     assert again.loop.store.get_class("KubePodCrashLooping/pod-restart").pin == "suggest"
+
+
+def test_a_later_plan_step_asks_with_what_the_check_observed(tmp_path):
+    # PrometheusServiceDown: a read-only check runs at once (no class to earn for reading); the
+    # restart it calls for waits for a person, and runs with the check's observation once approved.
+    from agent_sre.chain.chain import Chain
+    from agent_sre.events import result_event
+    from tests.gate.support import FakeModel, alert
+
+    plan = [{"lambda_function": "pod-check-status"},
+            {"lambda_function": "pod-restart", "parameters": {"type": "pod"}, "from_previous": ["name", "namespace"]}]
+    rig = make(tmp_path)
+    rig.agent.chain = Chain([FakeModel(lambda _: ("pod-check-status", {"namespace": "monitoring"}, 1.0, plan))])
+    down = alert(alertname="PrometheusServiceDown", namespace="monitoring", pod="prometheus-0", fingerprint="prom")
+    [out] = rig.agent.handle_alerts([down])
+    [check] = rig.broker.triggers
+    assert out.verdict.mode == "execute" and out.verdict.alert_class is None
+    sick = {"name": "prometheus-0", "namespace": "monitoring", "type": "pod"}
+    rig.agent.handle_result(result_event(check, {
+        "function": "pod-check-status", "status": "success", "message": "1 unhealthy", "dry_run": False,
+        "details": {"healthy": False, "unhealthy": [sick]}}))
+    assert rig.outcomes() == []  # a check is not a remediation
+    [req] = rig.requests()
+    assert req["step"] == 1 and req["parameters"] == sick and req["alert_class"] == "PrometheusServiceDown/pod-restart"
+    rig.loop.decide(req["id"], True, "alice")
+    [_, restart] = rig.broker.triggers
+    assert data(restart)["step"] == 1 and data(restart)["parameters"] == sick and data(restart)["dry_run"] is False
+
+
+def test_one_structured_log_line_per_decision_and_per_result(tmp_path, caplog):
+    import json
+    import logging
+
+    rig = make(tmp_path)
+    rig.loop.pin(CLASS, "execute", "ops")
+    with caplog.at_level(logging.INFO, logger="agent_sre.agent"):
+        rig.agent.handle_alerts([crash(1)])
+        rig.answer(rig.broker.triggers[-1])
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent_sre.agent"]
+    [dec] = [json.loads(m.split(" ", 1)[1]) for m in lines if m.startswith("decision ")]
+    [res] = [json.loads(m.split(" ", 1)[1]) for m in lines if m.startswith("result ")]
+    assert dec["alertname"] == "PodCrashLoopBackOff" and dec["stage"] == "function_gemma"
+    assert dec["function"] == "pod-restart" and dec["verdict"] == "ok" and dec["mode"] == "execute"
+    assert dec["confidence"] == 0.95 and dec["why"] == "fake model" and dec["events"] == ["trigger"]
+    assert res["alertname"] == "PodCrashLoopBackOff" and res["status"] == "success"
+    assert res["request"]["method"] == "DELETE" and res["message"].startswith("success on")

@@ -208,9 +208,8 @@ def _view(agent: "Agent") -> dict[str, Any]:
     view: dict[str, Any] = {"mode": agent.gate.mode, "decisions": decisions, "results": results, "loop": loop is not None,
                             "pending": [], "answered": [], "classes": [], "outcomes": [], "promote_after": None}
     if loop is not None:
-        approvals = loop.store.approvals(limit=40)
-        view.update(pending=[a for a in approvals if a.status == "pending"],
-                    answered=[a for a in approvals if a.status != "pending"][:10],
+        view.update(pending=loop.store.approvals(status="pending"),
+                    answered=[a for a in loop.store.approvals(limit=30) if a.status != "pending"][:10],
                     classes=loop.classes(), outcomes=loop.store.outcomes(limit=15),
                     promote_after=loop.autonomy.promote_after)
     return view
