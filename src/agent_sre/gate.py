@@ -125,16 +125,9 @@ class Gate:
         if why:
             return self._no("target", why, mode, target)
 
-        ns = params.get("namespace")
-        nsp = self.policy.namespaces
-        if ns in nsp.deny:
-            return self._no("namespace", f"namespace {ns} is denied by the policy", mode, target)
-        if spec.mutating and spec.name not in nsp.harmless:
-            if ns in nsp.deny_mutating:
-                return self._no("namespace", f"{spec.name} is not allowed in namespace {ns}", mode, target)
-            if nsp.allow and ns not in nsp.allow:
-                return self._no("namespace", f"{spec.name}: namespace {ns} is not in the policy's allow list",
-                                mode, target)
+        why = self.policy.namespace_refusal(spec, params.get("namespace"))
+        if why:
+            return self._no("namespace", why, mode, target)
         if spec.mutating:
             need = self.policy.min_confidence(spec.name)
             if decision.confidence < need:

@@ -110,6 +110,19 @@ class Policy(_Strict):
     def mode_for(self, name: str) -> Mode:
         return strictest(self.mode, self._fn(name).mode)
 
+    def namespace_refusal(self, spec: catalog.FunctionSpec, namespace: str | None) -> str | None:
+        """Why ``spec`` may not run in ``namespace`` (None: it may). The gate and the functions
+        both ask this, so the agent and the point of action read the namespace lists one way."""
+        nsp = self.namespaces
+        if namespace in nsp.deny:
+            return f"namespace {namespace} is denied by the policy"
+        if spec.mutating and spec.name not in nsp.harmless:
+            if namespace in nsp.deny_mutating:
+                return f"{spec.name} is not allowed in namespace {namespace}"
+            if nsp.allow and namespace not in nsp.allow:
+                return f"{spec.name}: namespace {namespace} is not in the policy's allow list"
+        return None
+
     def with_overrides(self, **changes: Any) -> "Policy":
         """A copy with top-level fields replaced (nested models may be given as dicts)."""
         doc = self.model_dump()
