@@ -172,7 +172,8 @@ def test_dry_run_overrides_policy_mode_but_never_loosens_suggest(tmp_path):
 def test_the_agent_reads_dry_run_one_way(tmp_path, value, mode):
     f = tmp_path / "p.yaml"
     f.write_text("mode: execute\n")  # the policy would execute: only DRY_RUN=false lets it
-    env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(f), **({} if value is None else {"DRY_RUN": value})}
+    env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(f), "AUDIT_HMAC_KEY": audit_key(tmp_path),
+           **({} if value is None else {"DRY_RUN": value})}
     agent = agent_from_env(env, chain=NO_STAGES)
     assert agent.gate.mode == mode
     agent.stop()
@@ -184,8 +185,37 @@ def test_an_unknown_dry_run_value_is_an_error_naming_it(tmp_path, value):
         agent_from_env({"STATE_DIR": str(tmp_path), "DRY_RUN": value}, chain=NO_STAGES)
 
 
+def audit_key(tmp_path) -> str:
+    (tmp_path / "audit-hmac.key").write_text("k" * 64)
+    return str(tmp_path / "audit-hmac.key")
+
+
+def test_execute_without_a_tamper_evident_audit_refuses_to_start(tmp_path):
+    base = {"STATE_DIR": str(tmp_path), "DRY_RUN": "false"}
+    with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY is unset but the gate would execute"):
+        agent_from_env(base, chain=NO_STAGES)
+    (tmp_path / "short.key").write_text("too short")
+    with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY=.*at least 32 bytes"):
+        agent_from_env({**base, "AUDIT_HMAC_KEY": str(tmp_path / "short.key")}, chain=NO_STAGES)
+    assert agent_from_env({**base, "AUDIT_HMAC_KEY": audit_key(tmp_path)}, chain=NO_STAGES).audit.key == b"k" * 64
+
+
+def test_with_a_broker_the_agent_needs_its_keys(tmp_path):
+    from tests.keys import key_files
+
+    keys, _ = key_files(tmp_path / "keys")
+    base = {"STATE_DIR": str(tmp_path), "BROKER_URL": "http://127.0.0.1:9/", **keys}
+    agent = agent_from_env(base, chain=NO_STAGES)
+    assert agent.trust.key.id == agent.audit.signer.id and len(agent.trust.peers) == 1
+    for var in ("AGENT_SIGNING_KEY", "FUNCTION_PUBLIC_KEYS"):
+        with pytest.raises(SettingsError, match=f"{var} is unset but BROKER_URL is set"):
+            agent_from_env({k: v for k, v in base.items() if k != var}, chain=NO_STAGES)
+    # no broker: the embedded one, with its own in-memory pair
+    assert agent_from_env({"STATE_DIR": str(tmp_path)}, chain=NO_STAGES).trust.key.id != agent.trust.key.id
+
+
 def test_execute_without_intake_authentication_refuses_to_start(tmp_path, caplog):
-    base = {"STATE_DIR": str(tmp_path)}
+    base = {"STATE_DIR": str(tmp_path), "AUDIT_HMAC_KEY": audit_key(tmp_path)}
     with pytest.raises(SettingsError, match="AUTH_TOKEN"):
         app_from_env({**base, "DRY_RUN": "false"}, chain=NO_STAGES)
     assert app_from_env({**base, "DRY_RUN": "false", "AUTH_TOKEN": "s3cret"}, chain=NO_STAGES).state.agent.gate.mode \
