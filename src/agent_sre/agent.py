@@ -43,6 +43,9 @@ from .signing import KeyRing, Refused, SigningKey, Trust, verify
 log = logging.getLogger(__name__)
 
 
+_NO_PLAN = "no-plan"  # _on_reply: a verified result that no saved plan waits for (a one-step plan)
+
+
 @dataclass
 class Outcome:
     """Everything that happened to one alert, for the HTTP answer, the CLI and the demo."""
@@ -258,19 +261,23 @@ class Agent:
                 o.error = sent.error
             if isinstance(sent.handled, Outcome):
                 o.merge(sent.handled)
-            elif sent.reply is not None and sent.reply.get_type() in RESULT_TYPES:
-                o.results.append(ce.data_of(sent.reply) or {})  # the result of a one-step plan
+            elif sent.handled is _NO_PLAN:
+                o.results.append(ce.data_of(sent.reply) or {})  # the (verified) result of a one-step plan
 
     # ------------------------------------------------------------------ worker callbacks
     def _send(self, event: CloudEvent) -> CloudEvent | None:
         return self.broker.send(self.trust.sign(event))  # signed now: each attempt carries its own time
 
-    def _on_reply(self, reply: CloudEvent) -> Outcome | None:
+    def _on_reply(self, reply: CloudEvent) -> Any:
+        """The Outcome a result led to, ``_NO_PLAN`` for a verified result no plan waits for,
+        None for anything else (a refused result included)."""
         if reply.get_type() in RESULT_TYPES:
             try:
-                return self.handle_result(reply)
+                out = self.handle_result(reply)
             except Refused as e:  # recorded by handle_result; the trigger itself was delivered
                 log.warning("reply %s refused (%s): %s", reply.get_id(), e.reason, e.message)
+                return None
+            return _NO_PLAN if out is None else out
         return None
 
     def _on_dead(self, event: CloudEvent, error: str, attempts: int) -> None:
