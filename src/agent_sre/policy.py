@@ -78,9 +78,10 @@ class Policy(_Strict):
     budget: Budget = Field(default_factory=Budget)
     storm: Storm = Field(default_factory=Storm)
     loop: Loop = Field(default_factory=Loop)
-    # Target provenance for model proposals: the name must come from a label that names that kind of
-    # object (a pod name from `pod`, a claim from `persistentvolumeclaim`...) and a Flux function must
-    # agree with the alert's `kind`. models: TRM and LLM decisions; all: also rules and annotations.
+    # Target provenance: the name must come from a label that names that kind of object (a pod name
+    # from `pod`, a claim from `persistentvolumeclaim`...), the namespace from a namespace label, and
+    # a Flux function must agree with the alert's `kind`. models: decisions that read labels without
+    # a reviewed mapping (TRM, LLM and the rule authors' annotations); all: the runbook's rules too.
     provenance: Literal["models", "all", "off"] = "models"
 
     @model_validator(mode="after")
