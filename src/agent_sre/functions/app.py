@@ -137,8 +137,9 @@ def app_from_env(env: Mapping[str, str] | None = None) -> FastAPI:
     server, fs, keys = load(ServerSettings, env), load(FunctionSettings, env), load(FunctionKeySettings, env)
     local = keys.function_local_mode == "dry-run-only"
     if local and not fs.dry_run:
-        raise SettingsError("DRY_RUN=false contradicts FUNCTION_LOCAL_MODE=dry-run-only (the local mode never "
-                            "writes); unset one of them")
+        raise SettingsError("DRY_RUN=false contradicts FUNCTION_LOCAL_MODE=dry-run-only (the local mode serves "
+                            "without keys and never writes): to act, give the keys (AGENT_PUBLIC_KEYS, "
+                            "FUNCTION_SIGNING_KEY) instead of the local mode")
     if not local:
         for var, value, why in (
                 ("AGENT_PUBLIC_KEYS", keys.agent_public_keys, "it verifies that a trigger comes from the agent"),
