@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from agent_sre import audit, ce
+from agent_sre import audit, ce, signing
 from agent_sre import policy as pol
 from agent_sre.agent import Agent
 from agent_sre.audit import Audit, verify
@@ -28,7 +28,7 @@ from agent_sre.state import SQLiteState
 from tests.gate.support import alert, alert_doc, data, webhook
 from tests.delivery.sinks import StatusSink
 from tests.helpers import serve_asgi
-from tests.keys import agent_trust, by_functions
+from tests.keys import AGENT, agent_trust, by_functions
 
 EXECUTE = pol.parse("mode: execute\ndefaults: {cooldown_seconds: 0}\nfunctions: {pod-restart: {cooldown_seconds: 0}}")
 
@@ -98,6 +98,11 @@ def test_broker_down_then_up_delivers_everything_exactly_once_in_effect(tmp_path
     assert min(tries.values()) >= 3  # it really did retry each one
     # the ids are the decision's, so a function that remembers ids acts once for all the retries
     assert {e.get_id() for e in sink.events()} == set(tries)
+    # each attempt was signed when it was sent: its own time, a valid signature, the same id
+    ring = signing.KeyRing([AGENT.public])
+    attempts = [e for e in sink.events(accepted_only=False) if e.get_id() == next(iter(tries))]
+    assert len({e.get_attributes()["time"] for e in attempts}) == len(attempts) >= 3
+    assert all(signing.verify(e, ring) == AGENT.id for e in attempts)
 
 
 def test_retries_run_out_into_a_dead_letter_then_requeue(tmp_path, sink):
