@@ -47,6 +47,10 @@ def start_once(cli: str, command: str, timeout: float = 60) -> dict:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="footprint-") as state:
         env = {**os.environ, "STATE_DIR": state, "LOG_LEVEL": "warning"}
+        if command == "serve-function":  # it does not start without its keys: give it a fresh set
+            subprocess.run([cli, "keys", "generate", "--out", f"{state}/keys"], check=True, capture_output=True)
+            env.update(AGENT_PUBLIC_KEYS=f"{state}/keys/agent-public-keys",
+                       FUNCTION_SIGNING_KEY=f"{state}/keys/function-signing-key/function.pem")
         log = open(Path(state) / "log", "w+")
         t0 = time.perf_counter()
         p = subprocess.Popen([cli, command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,

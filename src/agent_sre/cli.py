@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="agent-sre: auto-remediation for Kubernetes alerts.")
 dataset_app = typer.Typer(no_args_is_help=True, help="Build training data for the TRM.")
 app.add_typer(dataset_app, name="dataset")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys that sign triggers, results and the audit log.")
+app.add_typer(keys_app, name="keys")
 
 
 def settings_help(command: str, only: set[str] | None = None) -> str:
@@ -254,7 +256,11 @@ def history(
     since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
     kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter, "
                                                             "suppressed, verify, outcome, approval, autonomy"),
-    verify: bool = typer.Option(False, "--verify", help="check the hash chain; exit 1 if tampered"),
+    verify: bool = typer.Option(False, "--verify", help="check the keyed chain and the signed checkpoint; exit 1 "
+                                                        "if tampered"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="with --verify: check the head against "
+                                             "this checkpoint (the JSON of an `audit checkpoint` log line) instead "
+                                             "of the file beside the log"),
     json_out: bool = typer.Option(False, "--json", help="one JSON record per line"),
     log: Optional[Path] = typer.Option(None, "--log", help="the audit log (default: AUDIT_LOG)"),
 ) -> None:
@@ -263,7 +269,16 @@ def history(
 
     path = _existing(log or _settings(cfg.StateSettings).audit_path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
-        res = audit.verify(path)
+        key, ring = _audit_keys()
+        cp = None
+        if checkpoint:
+            try:
+                cp = json.loads(checkpoint[checkpoint.index("{"):])
+            except ValueError:
+                raise typer.BadParameter("--checkpoint: give the JSON object of an `audit checkpoint` line") from None
+        # With the signer's public keys at hand a signed checkpoint is required: without one,
+        # records dropped from the end cannot be told from records never written.
+        res = audit.verify(path, key=key, ring=ring, checkpoint=cp, require_checkpoint=len(ring) > 0)
         typer.echo(f"{path}: {res.summary()}")
         raise typer.Exit(0 if res.ok else 1)
     try:
@@ -275,6 +290,23 @@ def history(
     for rec in audit.history(path, alertname=alertname, correlation_id=correlation_id, since=since_ts,
                              kinds=kind or None):
         typer.echo(json.dumps(rec, sort_keys=True) if json_out else _history_line(rec))
+
+
+def _audit_keys():
+    """(HMAC key, public keys of checkpoint signers) from AUDIT_HMAC_KEY, AGENT_PUBLIC_KEYS,
+    AGENT_SIGNING_KEY and FUNCTION_PUBLIC_KEYS (a functions' audit log is signed by their key)."""
+    from . import audit, signing
+
+    keys = _settings(cfg.AgentKeySettings)
+    try:
+        hmac_key = audit.load_key(keys.audit_hmac_key) if keys.audit_hmac_key else None
+        rings = [signing.ring_setting(var, spec) for var, spec in (("AGENT_PUBLIC_KEYS", keys.agent_public_keys),
+                 ("FUNCTION_PUBLIC_KEYS", keys.function_public_keys)) if spec]
+        if keys.agent_signing_key:
+            rings.append(signing.KeyRing([signing.key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key).public]))
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    return hmac_key, signing.KeyRing().union(*rings)
 
 
 def _history_line(rec: dict) -> str:
@@ -448,6 +480,37 @@ def pin(
                                         "by": _who()})
     typer.echo(f"{c['alert_class']}: {c.get('mode')}" + (" (pinned)" if c.get("pinned") else "")
                + f" — {c.get('why', '')}")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    out: Path = typer.Option(..., "--out", help="folder to write the key set and its Secret manifests to"),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="the folder of the set in use: rotate from it "
+                                            "(its public keys stay valid beside the new ones; the audit key is kept)"),
+) -> None:
+    """Write a key set (agent, functions, audit HMAC) and the Kubernetes Secrets that carry it."""
+    from . import keys
+
+    if out.exists() and any(out.iterdir()):
+        _fail(f"{out} is not empty: keys are never overwritten; choose a new folder", code=1)
+    try:
+        written = keys.generate(out, previous)
+    except (OSError, ValueError) as e:
+        _fail(f"--previous {previous}: {e}", code=1)
+    for name, path in written.items():
+        typer.echo(f"{name:<24} {path}")
+    typer.echo("\nIn the pods (mounted Secrets):")
+    for s in keys.SECRETS:
+        typer.echo(f"  {s.setting}={s.value}   (Secret {s.name})")
+    steps = ["kubectl apply -f " + str(written["secrets-public.yaml"]),
+             "restart the agent and the functions (they read keys at start)",
+             "kubectl apply -f " + str(written["secrets-signing.yaml"]),
+             "restart them again"]
+    if previous:
+        steps.append(f"after {cfg.AgentKeySettings.model_fields['trigger_max_age_s'].default:g}s and once no dead letter "
+                     f"signed with the old key is expected: kubectl apply -f {written['secrets-public-final.yaml']}")
+    typer.echo("\n" + ("Rotation" if previous else "Install") + ":\n" +
+               "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1)))
 
 
 # ------------------------------------------------------------------ TRM training

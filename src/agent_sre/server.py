@@ -22,7 +22,8 @@ from .http_body import BodyTooLarge, read_body
 from .loop import api as loop_api
 from .loop import ui as loop_ui
 from .loop.loop import LoopError
-from .settings import AgentSettings, LoopSettings, ServerSettings, SettingsError, StateSettings, load
+from .settings import AgentKeySettings, AgentSettings, LoopSettings, ServerSettings, SettingsError, StateSettings, load
+from .signing import Refused, Trust, key_setting, ring_setting
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,34 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
+    def _unauthorized(request: Request) -> JSONResponse | None:
+        """401 when AUTH_TOKEN is set and the request does not carry it."""
+        if expected is None:
+            return None
+        given = request.headers.get("authorization", "")
+        if not given:
+            refused.labels("unauthorized").inc()
+            return JSONResponse({"error": "missing Authorization: Bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given.encode(), expected):
+            refused.labels("unauthorized").inc()
+            return JSONResponse({"error": "invalid bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return None
+
     async def _read(request: Request, auth: bool = True) -> bytes | JSONResponse:
-        if auth and expected is not None:
-            given = request.headers.get("authorization", "")
-            if not given:
-                refused.labels("unauthorized").inc()
-                return JSONResponse({"error": "missing Authorization: Bearer token"}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given.encode(), expected):
-                refused.labels("unauthorized").inc()
-                return JSONResponse({"error": "invalid bearer token"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        denied = _unauthorized(request) if auth else None
+        if denied is not None:
+            return denied
         try:
             return await read_body(request, max_body)
         except BodyTooLarge as e:
             refused.labels("too_large").inc()
             return _bad(413, str(e))
+
+    def _refusal(e: Refused) -> JSONResponse:
+        refused.labels(e.reason).inc()
+        return JSONResponse({"error": e.reason, "message": e.message}, status_code=e.status)
 
     async def _alerts(alerts: list) -> JSONResponse:
         for a in alerts:
@@ -92,20 +105,36 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     @app.post("/", summary="CloudEvent (binary or structured) or Alertmanager webhook")
     async def intake(request: Request) -> Response:
-        body = await _read(request)
+        # Result events come from the functions through the broker, which sends no bearer token:
+        # they authenticate by their signature. Everything else needs AUTH_TOKEN when it is set.
+        body = await _read(request, auth=False)
         if isinstance(body, JSONResponse):
             return body
         headers = dict(request.headers)
-        if not ce.is_cloudevent(headers):
+        event, error = None, None
+        if ce.is_cloudevent(headers):
+            try:
+                event = ce.from_http(headers, body)
+            except ce.CloudEventError as e:
+                error = str(e)
+        if event is not None and event.get_type() in RESULT_TYPES:
+            try:
+                out = await run_in_threadpool(agent.handle_result, event)
+            except Refused as e:
+                return _refusal(e)
+            except ce.CloudEventError as e:
+                refused.labels("malformed").inc()
+                return _bad(400, str(e))
+            return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
+        denied = _unauthorized(request)
+        if denied is not None:
+            return denied
+        if event is None and error is None:
             return await _webhook_body(body)
         try:
-            event = ce.from_http(headers, body)
+            if error is not None:
+                raise IntakeError(error)
             etype = event.get_type()
-            if etype in RESULT_TYPES:
-                if not isinstance(ce.data_of(event), dict):
-                    raise IntakeError("result CloudEvent data must be a JSON object")
-                out = await run_in_threadpool(agent.handle_result, event)
-                return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
             if etype not in ALERT_TYPES:
                 raise IntakeError(f"unsupported CloudEvent type {etype!r}; accepted: "
                                   f"{', '.join(ALERT_TYPES + RESULT_TYPES)}")
@@ -141,13 +170,25 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     @app.post("/dead-letter", summary="Knative dead-letter sink: events the broker gave up on")
     async def dead_letter(request: Request) -> Response:
-        # Knative's dead-letter delivery carries no bearer token, so this route takes none; it only
-        # records (audit log, metric, log line) and never acts on what it receives.
+        # Knative's dead-letter delivery carries no bearer token: the original event (a trigger
+        # the agent signed, a result a function signed) plus knativeerror* extensions, which the
+        # signature does not cover. Signed by a trusted key, or with the bearer token: recorded
+        # (audit log, metric, log line), never acted on.
         body = await _read(request, auth=False)
         if isinstance(body, JSONResponse):
             return body
         try:
             event = ce.from_http(dict(request.headers), body)
+        except ce.CloudEventError as e:
+            if _unauthorized(request) is not None:
+                refused.labels("unsigned").inc()
+                return _bad(401, "not a signed CloudEvent, and no bearer token")
+            return _bad(400, str(e))
+        try:
+            await run_in_threadpool(agent.authenticate, event, dead_letter=True)
+        except Refused as e:
+            if expected is None or _unauthorized(request) is not None:
+                return _refusal(e)
         except ce.CloudEventError as e:
             return _bad(400, str(e))
         attrs = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in event.get_attributes().items()}
@@ -161,7 +202,7 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
         log.error("dead letter: %s %s (dest %s, code %s)", attrs.get("type"), attrs.get("id"),
                   record["error_dest"], record["error_code"])
         if agent.audit is not None:
-            corr = attrs.get("correlationid") or (data.get("correlation_id") if isinstance(data, dict) else None)
+            corr = data.get("correlation_id") if isinstance(data, dict) else attrs.get("correlationid")
             await run_in_threadpool(agent.audit.append, "dead_letter", record, correlation_id=corr)
         return JSONResponse({"recorded": True, "id": attrs.get("id")}, status_code=202)
 
@@ -191,22 +232,46 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     """The production agent from the settings in ``env`` (default ``os.environ``): the policy
     (``POLICY_PATH`` or the packaged one; ``DRY_RUN``, default true, replaces its mode unless it
     says suggest), gate and loop state (``REDIS_URL``, else SQLite), durable outbox and audit log,
-    broker (``BROKER_URL``), the closed loop (``LoopSettings``). Raises SettingsError naming a
-    setting that cannot be used."""
+    broker (``BROKER_URL``), the closed loop (``LoopSettings``) and keys: with a broker the agent
+    signs with ``AGENT_SIGNING_KEY`` and accepts results signed by ``FUNCTION_PUBLIC_KEYS`` (both
+    required); without one the embedded broker's in-memory pair is used. Raises SettingsError
+    naming a setting that cannot be used."""
     from . import audit, outbox, policy, state
     from .broker import from_url
     from .chain.chain import Chain
     from .gate import Gate
     from .loop import Loop, open_loop_store
 
-    st, ag, lp = load(StateSettings, env), load(AgentSettings, env), load(LoopSettings, env)
+    st, ag, keys = load(StateSettings, env), load(AgentSettings, env), load(AgentKeySettings, env)
+    lp = load(LoopSettings, env)
     pol = policy.configured(env, dry_run=ag.dry_run)
+    signing_key = key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key) if keys.agent_signing_key else None
+    trust, own = None, None
+    if ag.broker_url:
+        for var, value, why in (("AGENT_SIGNING_KEY", signing_key, "the functions refuse unsigned triggers"),
+                                ("FUNCTION_PUBLIC_KEYS", keys.function_public_keys,
+                                 "without them no result event can be trusted")):
+            if value is None:
+                raise SettingsError(f"{var} is unset but BROKER_URL is set: {why}")
+        trust = Trust(signing_key, ring_setting("FUNCTION_PUBLIC_KEYS", keys.function_public_keys),
+                      keys.trigger_max_age_s)
+        own = ring_setting("AGENT_PUBLIC_KEYS", keys.agent_public_keys) if keys.agent_public_keys else None
+    try:
+        hmac_key = audit.load_key(keys.audit_hmac_key) if keys.audit_hmac_key else None
+    except (OSError, ValueError) as e:
+        raise SettingsError(f"AUDIT_HMAC_KEY={str(keys.audit_hmac_key)!r}: {e}") from None
+    if hmac_key is None:
+        if pol.mode == "execute":
+            raise SettingsError("AUDIT_HMAC_KEY is unset but the gate would execute: the audit log of a "
+                                "remediating agent must be tamper-evident (keys generate writes one)")
+        log.warning("AUDIT_HMAC_KEY is unset: the audit chain is plain SHA-256 (mode %s)", pol.mode)
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
-    log_ = audit.Audit(st.audit_path)
+    log_ = audit.Audit(st.audit_path, key=hmac_key, signer=signing_key)
     loop = Loop(open_loop_store(st), policy=pol, settings=lp, audit=log_)
     return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
-                 audit=log_, retry=retry, delivery_concurrency=ag.delivery_concurrency, loop=loop)
+                 audit=log_, retry=retry, delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own,
+                 loop=loop)
 
 
 def check_intake_auth(mode: str, auth_token: str | None) -> None:
@@ -224,7 +289,9 @@ def check_intake_auth(mode: str, auth_token: str | None) -> None:
 def app_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> FastAPI:
     """``agent-sre serve``'s app; raises SettingsError (before anything listens) on a bad setting."""
     server, ag = load(ServerSettings, env), load(AgentSettings, env)
+    from . import policy
+
+    check_intake_auth(policy.configured(env, dry_run=ag.dry_run).mode, ag.auth_token)  # the most basic door first
     agent = agent_from_env(env, chain)
-    check_intake_auth(agent.gate.mode, ag.auth_token)
     return create_app(agent, auth_token=ag.auth_token, max_body=server.max_body_bytes,
                       intake_concurrency=ag.intake_concurrency)

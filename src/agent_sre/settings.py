@@ -186,11 +186,13 @@ class ReasoningSettings(_Group):
 
 class FunctionSettings(_Group):
     dry_run: Flag = Field(True, description="true: nothing is written (dryRun=All); false: act when the trigger says so")
+    policy_path: Path | None = Field(None, description="policy.yaml, re-applied before acting (default: the packaged "
+                                                       "policy)")
     function: str | None = Field(None, description="serve only this function (default: all)")
     kubeconfig: str | None = Field(None, description="kubeconfig file (unset: the ServiceAccount in a pod, else no "
                                                      "cluster and dry-run only)")
-    state_dir: Path | None = Field(None, description="remember answered trigger ids in a SQLite file here "
-                                                     "(unset: in memory)")
+    state_dir: Path | None = Field(None, description="remember answered trigger ids (SQLite) and keep the audit "
+                                                     "log here; required unless FUNCTION_LOCAL_MODE")
     idempotency_max: int = Field(10_000, ge=1, description="trigger ids remembered")
     k_sink: str | None = Field(None, description="also POST each result event here (Knative SinkBinding)")
     result_sink: str | None = Field(None, description="same as K_SINK, outside Knative")
@@ -201,11 +203,46 @@ class FunctionSettings(_Group):
     flux_force: Flag = Field(False, description="HelmRelease: also request forceAt")
     flux_wait_seconds: float = Field(30.0, ge=0, description="how long to watch Ready after a reconcile request")
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
-    verify_wait_seconds: float = Field(60.0, ge=0, description="how long pod-restart watches for a Ready replacement "
+    verify_wait_seconds: float = Field(30.0, ge=0, description="how long pod-restart watches for a Ready replacement "
                                                              "or a complete rollout after acting")
     verify_poll_seconds: float = Field(2.0, gt=0, description="polling interval of that watch")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
+
+
+_MAX_AGE = Field(300.0, gt=0, description="seconds a signed trigger or result stays acceptable (signed at each "
+                                          "delivery attempt)")
+
+
+class AgentKeySettings(_Group):
+    """The agent's keys (Kubernetes Secrets mounted under /var/run/secrets/agent-sre/)."""
+
+    agent_signing_key: Path | None = Field(None, description="the agent's Ed25519 private key (PEM): signs triggers "
+                                                             "and audit checkpoints; required with BROKER_URL")
+    function_public_keys: str | None = Field(None, description="the functions' public keys (PEM files, comma-separated, "
+                                                               "or a directory; at most two): results and dead "
+                                                               "letters must be signed by one; required with BROKER_URL")
+    agent_public_keys: str | None = Field(None, description="the agent's public keys (at most two): dead-lettered "
+                                                            "triggers and audit checkpoints signed by a previous key")
+    audit_hmac_key: Path | None = Field(None, description="key of the audit log's HMAC chain (at least 32 bytes); "
+                                                          "required in execute mode")
+    trigger_max_age_s: float = _MAX_AGE
+
+
+class FunctionKeySettings(_Group):
+    """The functions' keys (Kubernetes Secrets mounted under /var/run/secrets/agent-sre/)."""
+
+    function_signing_key: Path | None = Field(None, description="the functions' Ed25519 private key (PEM): signs "
+                                                                "result events; required unless FUNCTION_LOCAL_MODE")
+    agent_public_keys: str | None = Field(None, description="the agent's public keys (PEM files, comma-separated, or "
+                                                            "a directory; at most two): triggers must be signed by "
+                                                            "one; required unless FUNCTION_LOCAL_MODE")
+    audit_hmac_key: Path | None = Field(None, description="key of the functions' audit log chain (STATE_DIR/"
+                                                          "functions-audit.jsonl)")
+    function_local_mode: Literal["dry-run-only"] | None = Field(
+        None, description="dry-run-only: serve without keys or STATE_DIR, unsigned triggers accepted, nothing "
+                          "ever written (local experiments)")
+    trigger_max_age_s: float = _MAX_AGE
 
 
 class CollectSettings(_Group):
@@ -240,14 +277,14 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, PolicySettings, LoopSettings, RunbookSettings,
-              TRMSettings, LLMSettings),
-    "serve-function": (ServerSettings, FunctionSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, LoopSettings,
+              RunbookSettings, TRMSettings, LLMSettings),
+    "serve-function": (ServerSettings, FunctionSettings, FunctionKeySettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),
     "demo": (RunbookSettings, TRMSettings, LLMSettings),
     "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
-    "history": (StateSettings,),
+    "history": (StateSettings, AgentKeySettings),
     "outbox": (StateSettings,),
     "outcomes": (StateSettings, PolicySettings),
     "approve": (ClientSettings,),

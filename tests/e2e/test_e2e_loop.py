@@ -59,7 +59,8 @@ def kustomization(name: str) -> dict:
 
 def _serve(name: str, args: list[str], work: Path, env: dict[str, str], port: int | None = None):
     port = port or harness.free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "LLM_", "REDIS", "BROKER", "AUTH"))}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("KUBE", "LLM_", "REDIS", "BROKER", "AUTH", "AGENT_", "FUNCTION_", "AUDIT_"))}
     proc = harness.start_process(name, [str(AGENT_SRE), *args], work,
                                  env={**base, "PORT": str(port), "HOST": "127.0.0.1", **env})
     return proc, f"http://127.0.0.1:{port}"
@@ -71,9 +72,10 @@ def _healthy(p: harness.Process, url: str) -> bool:
     return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
 
 
-def test_suggest_approve_verify_earn_and_demote(tmp_path):
+def test_suggest_approve_verify_earn_and_demote(tmp_path, keyset):
     missing = harness.binaries_missing()
     assert not missing, f"{missing} missing: run .ci/install-system-deps.sh"
+    agent_keys, function_keys = keyset  # signed triggers and results, a keyed audit log (execute needs them)
     t0 = time.monotonic()
     timeline: list[tuple[float, str]] = []
 
@@ -96,7 +98,8 @@ def test_suggest_approve_verify_earn_and_demote(tmp_path):
 
         fn_proc, fn_url = _serve("function", ["serve-function"], tmp_path, {
             "FUNCTION": FUNCTION, "DRY_RUN": "false", "KUBECONFIG": cluster.kubeconfig, "HOME": str(tmp_path),
-            "FLUX_WAIT_SECONDS": "5", "FLUX_POLL_SECONDS": "0.1"})
+            "FLUX_WAIT_SECONDS": "5", "FLUX_POLL_SECONDS": "0.1", "STATE_DIR": str(tmp_path / "function-state"),
+            **function_keys})
         procs.append(fn_proc)
         docs = yaml.safe_load_all((REPO / "deploy" / "base" / "functions" / f"{FUNCTION}.yaml").read_text())
         trig = next(d for d in docs if d["kind"] == "Trigger")
@@ -118,7 +121,7 @@ def test_suggest_approve_verify_earn_and_demote(tmp_path):
             "POLICY_PATH": str(policy), "STATE_DIR": str(state), "RETRY_BASE_SECONDS": "0.2",
             "ALERTMANAGER_URL": stack.alertmanager_url, "PROMETHEUS_URL": stack.prometheus_url,
             "ESCALATE_ALERTMANAGER_URL": stack.alertmanager_url, "VERIFY_GRACE_SECONDS": str(GRACE),
-            "VERIFY_POLL_SECONDS": "0.5"}
+            "VERIFY_POLL_SECONDS": "0.5", **agent_keys}
         agent_port = harness.free_port()
 
         def start_agent():
@@ -172,7 +175,7 @@ def test_suggest_approve_verify_earn_and_demote(tmp_path):
         assert {a["parameters"]["name"] for a in pending} == {"app1", "app2", "app3"}
         assert all(a["alert_class"] == CLASS and a["parameters"]["namespace"] == "media" for a in pending)
         assert [x for x in broker.snapshot() if x.headers.get("ce-type") == TRIGGER] == []
-        cli_env = {**os.environ, "AGENT_URL": agent, "AUTH_TOKEN": TOKEN}
+        cli_env = {**os.environ, "AGENT_URL": agent, "AUTH_TOKEN": TOKEN}  # the operator's shell
         for a in pending:
             out = subprocess.run([str(AGENT_SRE), "approve", a["id"], "--reason", "e2e"], env=cli_env,
                                  capture_output=True, text=True, timeout=60)

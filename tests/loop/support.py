@@ -18,6 +18,7 @@ from agent_sre.loop.store import LoopStore, SQLiteLoopStore
 from agent_sre.settings import LoopSettings
 from agent_sre.state import SQLiteState
 from tests.gate.support import FakeModel, Recorder, alert, data
+from tests.keys import agent_trust, by_functions
 
 T0 = 1_800_000_000.0
 CLASS = "PodCrashLoopBackOff/pod-restart"
@@ -76,7 +77,7 @@ class Rig:
                "target": {"kind": "Pod", **{k: d["parameters"][k] for k in ("namespace", "name")}},
                "details": {"request": {"method": "DELETE", "path": "/api/v1/…", "sent": not d["dry_run"]},
                            **({"verification": details} if details else {})}}
-        return self.agent.handle_result(result_event(trigger, res))
+        return self.agent.handle_result(by_functions(result_event(trigger, res)))
 
     def kinds(self) -> list[str]:
         from agent_sre import audit
@@ -94,6 +95,6 @@ def make(tmp_path, policy: str = "mode: execute", store: LoopStore | None = None
                         **settings})
     loop = Loop(store, policy=p, settings=s, audit=audit, clock=clock)
     rec = Recorder()
-    agent = Agent(chain=Chain([FakeModel(propose)]), broker=rec, audit=audit,
+    agent = Agent(chain=Chain([FakeModel(propose)]), broker=rec, audit=audit, trust=agent_trust(),
                   gate=Gate(policy=p, state=SQLiteState(tmp_path / "gate.db")), loop=loop)
     return Rig(agent, loop, rec, clock, audit, store)

@@ -270,6 +270,7 @@ def test_a_later_plan_step_asks_with_what_the_check_observed(tmp_path):
     from agent_sre.chain.chain import Chain
     from agent_sre.events import result_event
     from tests.gate.support import FakeModel, alert
+    from tests.keys import by_functions
 
     plan = [{"lambda_function": "pod-check-status"},
             {"lambda_function": "pod-restart", "parameters": {"type": "pod"}, "from_previous": ["name", "namespace"]}]
@@ -280,9 +281,9 @@ def test_a_later_plan_step_asks_with_what_the_check_observed(tmp_path):
     [check] = rig.broker.triggers
     assert out.verdict.mode == "execute" and out.verdict.alert_class is None
     sick = {"name": "prometheus-0", "namespace": "monitoring", "type": "pod"}
-    rig.agent.handle_result(result_event(check, {
+    rig.agent.handle_result(by_functions(result_event(check, {
         "function": "pod-check-status", "status": "success", "message": "1 unhealthy", "dry_run": False,
-        "details": {"healthy": False, "unhealthy": [sick]}}))
+        "details": {"healthy": False, "unhealthy": [sick]}})))
     assert rig.outcomes() == []  # a check is not a remediation
     [req] = rig.requests()
     assert req["step"] == 1 and req["parameters"] == sick and req["alert_class"] == "PrometheusServiceDown/pod-restart"

@@ -49,6 +49,15 @@ def browser(tmp_path):
         drv.quit()
 
 
+def find(drv, element_id: str, timeout: float = 15):
+    """The element once the page that has it is loaded (a click starts a navigation; wait for it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(drv, timeout).until(ec.presence_of_element_located((By.ID, element_id)))
+
+
 def shot(drv, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.png"
     drv.save_screenshot(str(path))
@@ -72,11 +81,11 @@ def test_approve_in_the_browser(tmp_path, browser):
         assert "Sign in" in browser.page_source  # the token is needed first
         browser.find_element(By.ID, "token").send_keys("wrong")
         browser.find_element(By.ID, "sign-in").click()
-        assert "not the agent's token" in browser.find_element(By.ID, "login-error").text
+        assert "not the agent's token" in find(browser, "login-error").text
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "sign-in").click()
 
-        row = browser.find_element(By.ID, f"approval-{req['id']}")
+        row = find(browser, f"approval-{req['id']}")
         assert "pod-restart" in row.text and "web-2" in row.text and "fake model" in row.text
         assert "confidence 0.95" in row.text and CLASS in row.text
         decisions = browser.find_element(By.ID, "decisions").text
@@ -86,8 +95,8 @@ def test_approve_in_the_browser(tmp_path, browser):
         shot(browser, tmp_path, "approvals")
 
         browser.find_element(By.ID, f"approve-{req['id']}").click()
-        assert f"{req['id']}: approved" in browser.find_element(By.ID, "message").text
-        assert "approved" in browser.find_element(By.ID, f"answered-{req['id']}").text
+        assert f"{req['id']}: approved" in find(browser, "message").text
+        assert "approved" in find(browser, f"answered-{req['id']}").text
         assert browser.find_elements(By.ID, f"approval-{req['id']}") == []
         shot(browser, tmp_path, "approved")
     [trig] = rig.broker.triggers[before:]
@@ -104,10 +113,10 @@ def test_reject_in_the_browser_needs_a_reason(tmp_path, browser):
     with serve_asgi(create_app(rig.agent)) as url:  # no AUTH_TOKEN: a session without signing in
         browser.get(url + "/ui")
         browser.find_element(By.ID, f"reject-{req['id']}").click()
-        assert "Say why" in browser.find_element(By.ID, "message").text
-        browser.find_element(By.ID, f"reason-{req['id']}").send_keys("maintenance window")
+        assert "Say why" in find(browser, "message").text
+        find(browser, f"reason-{req['id']}").send_keys("maintenance window")
         browser.find_element(By.ID, f"reject-{req['id']}").click()
-        assert "rejected" in browser.find_element(By.ID, f"answered-{req['id']}").text
+        assert "rejected" in find(browser, f"answered-{req['id']}").text
     a = rig.loop.store.get_approval(req["id"])
     assert (a.status, a.note) == ("rejected", "maintenance window") and rig.broker.triggers == []
 

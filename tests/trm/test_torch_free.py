@@ -76,7 +76,7 @@ def test_services_and_demo_start_without_torch(tmp_path):
 
         codes = {}
         for name, make in (("serve", app_from_env), ("serve-reasoning", reasoning_app),
-                           ("serve-function", functions_app)):
+                           ("serve-function", lambda: functions_app(trust=None, dry_run_only=True))):
             with TestClient(make()) as c:  # start-up runs: the agent warms its TRM stage
                 r = c.get("/readyz")
                 codes[name] = [r.status_code, r.json().get("stages") or r.json().get("model", {}).get("backend")]

@@ -13,6 +13,12 @@ pod-restart semantics (decided here, documented for the gate and the runbook):
   patch of ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``.
   A paused Deployment is refused (kubectl refuses it too).
 
+Both act only on something broken *now* (the live preconditions, checked against the API before
+any write; otherwise the answer is ``noop`` with the reason): a pod must be unhealthy (not Ready,
+waiting in CrashLoopBackOff or a like reason, failed, or restarted within ``RECENT_RESTART_S``);
+a workload must have pods that are not ready by its controller's own count (its status). A
+restart of something healthy cannot help, and the checks turn a wrong decision into a no-op.
+
 After acting for real, pod-restart verifies its target for at most ``VERIFY_WAIT_SECONDS``
 (``registry.watch``) and reports ``details.verification``: a replacement pod of the same
 controller (another uid) Ready — or seen crashing, which is ``ok: false`` —, or the rollout
@@ -22,6 +28,7 @@ available).
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 from .. import catalog
@@ -30,6 +37,9 @@ from .registry import Context, Result, handler, rfc3339, watch
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
+# A container that terminated this recently counts as restarting (a crash loop between back-offs
+# looks Running and Ready for a moment).
+RECENT_RESTART_S = 600
 
 # Container waiting reasons that mean the pod is broken rather than starting normally.
 BAD_WAITING = {
@@ -72,6 +82,11 @@ def _delete_pod(params: catalog.PodRestart, ctx: Context) -> Result:
     if meta.get("deletionTimestamp"):
         return Result("noop", f"pod {ns}/{name} is already terminating (since {meta['deletionTimestamp']})",
                       target, details)
+    sick = unhealthy_now(pod, ctx.clock())
+    if sick is None:
+        return Result("noop", f"pod {ns}/{name} is healthy now (Ready, running, no restart in the last "
+                      f"{RECENT_RESTART_S // 60} minutes); not restarted", target, {**details, "healthy": True})
+    details["unhealthy"] = sick
     details["workload"] = _workload_of(ns, owner, ctx)
     ctx.kube.delete_pod(ns, name, uid=meta.get("uid"))
     wl = details["workload"] or owner
@@ -134,6 +149,11 @@ def _rollout_restart(params: catalog.PodRestart, ctx: Context) -> Result:
     if kind == "deployment" and (obj.get("spec") or {}).get("paused"):
         return Result("refused", f"Deployment {ns}/{name} is paused; not restarted (resume it first)",
                       target, details)
+    sick = workload_unready(kind, obj)
+    if sick is None:
+        return Result("noop", f"{KINDS[kind]} {ns}/{name} has no unhealthy pods (all ready by its status); "
+                      "not restarted", target, {**details, "healthy": True})
+    details["unhealthy"] = sick
     ctx.kube.patch_workload(kind, ns, name, body)
     if ctx.dry_run:
         return Result("success", f"dry-run: would roll out {KINDS[kind]} {ns}/{name} (server-side dryRun=All, "
@@ -160,6 +180,42 @@ def rollout_done(kind: str, obj: dict[str, Any]) -> tuple[bool | None, str]:
     if have[0] >= want and have[1] >= want:
         return True, f"rollout complete: {have[0]} of {want} replicas updated and available"
     return None, f"rollout in progress: {have[0]} of {want} updated, {have[1]} available"
+
+
+def _parse_time(value: Any) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def unhealthy_now(pod: dict[str, Any], now: _dt.datetime) -> str | None:
+    """Why the pod needs a restart now, or None when it is healthy."""
+    report = pod_report(pod)
+    if not report["healthy"]:
+        return report["reason"] or "unhealthy"
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        finished = _parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+        if finished is not None and (now - finished).total_seconds() < RECENT_RESTART_S:
+            return f"{cs.get('name')}: restarted {int((now - finished).total_seconds())}s ago"
+    return None
+
+
+def workload_unready(kind: str, obj: dict[str, Any]) -> str | None:
+    """Why the workload needs a restart now (pods not ready by its status), or None."""
+    spec, st = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "daemonset":
+        want, ready = int(st.get("desiredNumberScheduled") or 0), int(st.get("numberReady") or 0)
+        unavailable = int(st.get("numberUnavailable") or 0)
+    else:
+        want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        ready = int(st.get("readyReplicas") or 0)
+        unavailable = int(st.get("unavailableReplicas") or 0)
+    if want == 0:
+        return None  # nothing runs: a restart starts nothing
+    if ready < want or unavailable > 0:
+        return f"{ready} of {want} pods ready" + (f", {unavailable} unavailable" if unavailable else "")
+    return None
 
 
 # ------------------------------------------------------------------------------- pod-check-status
