@@ -337,9 +337,14 @@ def _history_line(rec: dict) -> str:
                 + (f" by {d['by']}" if d.get("by") else "") + (f": {d['note']}" if d.get("note") else ""))
     elif rec["kind"] == "autonomy":
         what = f"{d.get('alert_class')} {d.get('from')} -> {d.get('to')} ({d.get('why')})"
-    elif rec["kind"] in ("suppressed", "verify"):
-        what = str(d.get("reason") or f"watching {d.get('function')} on {d.get('target')} until "
-                   f"{d.get('deadline')} ({(d.get('window') or {}).get('seconds')}s window)")
+    elif rec["kind"] == "suppressed":
+        what = str(d.get("reason"))
+    elif rec["kind"] == "verify":
+        from datetime import datetime, timezone
+
+        until = datetime.fromtimestamp(float(d.get("deadline") or 0), timezone.utc).isoformat(timespec="seconds")
+        what = (f"watching the alert after {d.get('function')} on {d.get('target')} until {until} "
+                f"({(d.get('window') or {}).get('seconds', 0):.0f}s decay window)")
     else:
         what = f"{d.get('status')} {d.get('message') or ''}"
     return (f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
