@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from agent_sre import audit
-from agent_sre.events import ESCALATION, TRIGGER
 from agent_sre.loop import LoopError
 from agent_sre.loop.store import SQLiteLoopStore
 from tests.gate.support import data

@@ -11,7 +11,8 @@
 * ``approvals`` suggestions waiting for a person; ``notify`` tells people;
 * ``api`` and ``ui`` the HTTP API and the ``/ui`` page people answer from.
 
-``Loop`` (loop.py) ties them together for the agent; ``from_settings`` builds it.
+``Loop`` (loop.py) ties them together for the agent; ``server.agent_from_env`` builds it from the
+settings (``LoopSettings``, the policy's ``autonomy``, the state backend).
 """
 
 from .loop import Loop, LoopError

@@ -1,7 +1,8 @@
 """``Loop``: the closed loop as the agent sees it — fed by alerts and results, feeding the gate.
 
-    agent = Agent(..., loop=Loop.from_settings(...))   # the agent binds itself and gives the gate
-                                                        # the loop's autonomy
+    loop = Loop(open_loop_store(state), policy=policy, settings=loop_settings, audit=audit)
+    agent = Agent(..., loop=loop)   # the agent binds itself and gives its gate the loop's autonomy
+
 The agent calls, on its own paths (their events are committed with what caused them):
 
 * ``intake(alert)`` for every alert before deciding: a resolved alert verifies its watches and
@@ -130,7 +131,7 @@ class Loop:
         if a is None:
             raise LoopError(404, f"no approval request {approval_id!r}")
         if a.status == "pending" and a.expires <= now:
-            self._emit(a, self.approvals.resolve(a, "expired", by=None, now=now, note="nobody answered in time")[1])
+            self._emit(self.approvals.resolve(a, "expired", by=None, now=now, note="nobody answered in time")[1])
             raise LoopError(409, f"approval request {a.id} expired")
         if a.status != "pending":
             raise LoopError(409, f"approval request {a.id} is {a.status}" + (f" ({a.note})" if a.note else ""))
@@ -142,7 +143,7 @@ class Loop:
             rec = OutcomeRecord(id=f"{a.correlation_id}:{a.step}", alert_class=a.alert_class, alertname=a.alertname,
                                 function=a.function, outcome="rejected", reason=reason or "rejected by a person",
                                 correlation_id=a.correlation_id, ts=now, details={"by": by})
-            self._emit(a, events + self.ledger.record(rec, alert, decision))
+            self._emit(events + self.ledger.record(rec, alert, decision))
             return got
         got, events = self.approvals.resolve(a, "approved", by=by, note=reason, now=now)
         if got is None:
@@ -167,7 +168,7 @@ class Loop:
             raise RuntimeError("the loop is not bound to an agent")
         return self.agent
 
-    def _emit(self, _about: Any, events: list[CloudEvent]) -> None:
+    def _emit(self, events: list[CloudEvent]) -> None:
         if events:
             self._agent().emit(events)
 
@@ -176,9 +177,9 @@ class Loop:
         """Expire approvals nobody answered; close watches that resolved or ran out of time."""
         now = self.clock()
         for a in self.approvals.due(now):
-            self._emit(a, self.approvals.resolve(a, "expired", by=None, now=now, note="nobody answered in time")[1])
+            self._emit(self.approvals.resolve(a, "expired", by=None, now=now, note="nobody answered in time")[1])
         for w, events in self.verifier.sweep(now):
-            self._emit(w, events)
+            self._emit(events)
 
     def start(self) -> None:
         self.notifier.start()
