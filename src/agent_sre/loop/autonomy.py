@@ -17,6 +17,7 @@ execute (see gate.py).
 from __future__ import annotations
 
 import logging
+import time
 
 from .. import runbook
 from ..alerts import Alert
@@ -26,15 +27,25 @@ from .store import LoopStore
 log = logging.getLogger(__name__)
 
 
+_CANONICAL: dict[str, tuple[float, str]] = {}  # alertname -> (until, runbook entry name)
+CANONICAL_TTL_S = 10.0  # the gate asks for every mutating step; the runbook changes rarely
+
+
 def alert_class(alert: Alert, function: str) -> str:
     """``<runbook entry or alertname>/<function>``."""
     name = alert.name
-    try:
-        entry = runbook.load().entry_for(name)
-    except (OSError, ValueError) as e:
-        log.warning("alert class of %s: runbook unreadable (%s); using the alert's name", name, e)
-        entry = None
-    return f"{entry.alert if entry else name}/{function}"
+    now = time.monotonic()
+    hit = _CANONICAL.get(name)
+    if hit is None or hit[0] < now:
+        try:
+            entry = runbook.load().entry_for(name)
+        except (OSError, ValueError) as e:
+            log.warning("alert class of %s: runbook unreadable (%s); using the alert's name", name, e)
+            entry = None
+        if len(_CANONICAL) > 10_000:
+            _CANONICAL.clear()
+        hit = _CANONICAL[name] = (now + CANONICAL_TTL_S, entry.alert if entry else name)
+    return f"{hit[1]}/{function}"
 
 
 def mode_of(stats: ClassStats | None, promote_after: int) -> tuple[Mode, bool]:
