@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 
-KINDS = ("alert", "decision", "verdict", "event", "delivery", "dead_letter", "result", "escalation", "refused")
+KINDS = ("alert", "decision", "verdict", "event", "delivery", "dead_letter", "result", "escalation", "refused",
+         # the closed loop (agent_sre.loop)
+         "suppressed", "verify", "outcome", "approval", "autonomy")
 MIN_KEY_BYTES = 32
 
 
@@ -285,6 +287,30 @@ def read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             rec = _record(ln)
             if rec is not None:
                 yield rec
+
+
+def tail(path: str | os.PathLike, limit: int = 100, kinds: Iterable[str] | None = None,
+         window: int = 1 << 20) -> list[dict[str, Any]]:
+    """The last ``limit`` complete records (of ``kinds``), newest first, read from the file's last
+    ``window`` bytes (a page showing recent activity need not read the whole log)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    kinds = set(kinds) if kinds else None
+    with p.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - window))
+        lines = f.read().split(b"\n")
+    if size > window:
+        lines = lines[1:]  # the first piece may start mid-line
+    out = []
+    for ln in reversed(lines):
+        rec = _record(ln)
+        if rec is not None and (kinds is None or rec.get("kind") in kinds):
+            out.append(rec)
+            if len(out) >= limit:
+                break
+    return out
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The agent's HTTP service: Alertmanager webhooks and CloudEvents in, trigger CloudEvents out."""
+"""The agent's HTTP service: Alertmanager webhooks and CloudEvents in, trigger CloudEvents out; the
+closed loop's API (``/api``, agent_sre.loop.api) and page (``/ui``, agent_sre.loop.ui) beside them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, 
 from .batching import IntakeBatcher
 from .events import RESULT_TYPES
 from .http_body import BodyTooLarge, read_body
-from .settings import AgentKeySettings, AgentSettings, ServerSettings, SettingsError, StateSettings, load
+from .loop import api as loop_api
+from .loop import ui as loop_ui
+from .loop.loop import LoopError
+from .settings import AgentKeySettings, AgentSettings, LoopSettings, ServerSettings, SettingsError, StateSettings, load
 from .signing import Refused, Trust, key_setting, ring_setting
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
     dead = Counter("agent_sre_dead_letters_total", "Events the broker dead-lettered", ["type"], registry=registry)
     app.state.agent = agent
     batcher = IntakeBatcher(agent.handle_alerts, concurrency=intake_concurrency)
+    app.add_exception_handler(LoopError, loop_api.loop_error)
+    app.include_router(loop_ui.router(agent, auth_token))
+    if agent.loop is not None:
+        app.include_router(loop_api.router(agent.loop, auth_token))
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
@@ -213,7 +221,9 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        agent.metrics.outbox_lag.set(agent.outbox.stats()["oldest_pending_event_age_s"])
+        return Response(generate_latest(registry) + generate_latest(agent.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -221,16 +231,19 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> Agent:
     """The production agent from the settings in ``env`` (default ``os.environ``): the policy
     (``POLICY_PATH`` or the packaged one; ``DRY_RUN``, default true, replaces its mode unless it
-    says suggest), gate state (``REDIS_URL``, else SQLite), durable outbox and audit log, broker
-    (``BROKER_URL``) and keys: with a broker the agent signs with ``AGENT_SIGNING_KEY`` and accepts
-    results signed by ``FUNCTION_PUBLIC_KEYS`` (both required); without one the embedded broker's
-    in-memory pair is used. Raises SettingsError naming a setting that cannot be used."""
+    says suggest), gate and loop state (``REDIS_URL``, else SQLite), durable outbox and audit log,
+    broker (``BROKER_URL``), the closed loop (``LoopSettings``) and keys: with a broker the agent
+    signs with ``AGENT_SIGNING_KEY`` and accepts results signed by ``FUNCTION_PUBLIC_KEYS`` (both
+    required); without one the embedded broker's in-memory pair is used. Raises SettingsError
+    naming a setting that cannot be used."""
     from . import audit, outbox, policy, state
     from .broker import from_url
     from .chain.chain import Chain
     from .gate import Gate
+    from .loop import Loop, open_loop_store
 
     st, ag, keys = load(StateSettings, env), load(AgentSettings, env), load(AgentKeySettings, env)
+    lp = load(LoopSettings, env)
     pol = policy.configured(env, dry_run=ag.dry_run)
     signing_key = key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key) if keys.agent_signing_key else None
     trust, own = None, None
@@ -253,10 +266,12 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
                                 "remediating agent must be tamper-evident (keys generate writes one)")
         log.warning("AUDIT_HMAC_KEY is unset: the audit chain is plain SHA-256 (mode %s)", pol.mode)
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
+    log_ = audit.Audit(st.audit_path, key=hmac_key, signer=signing_key)
+    loop = Loop(open_loop_store(st), policy=pol, settings=lp, audit=log_)
     return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
-                 audit=audit.Audit(st.audit_path, key=hmac_key, signer=signing_key), retry=retry,
-                 delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own)
+                 audit=log_, retry=retry, delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own,
+                 loop=loop)
 
 
 def check_intake_auth(mode: str, auth_token: str | None) -> None:

@@ -108,6 +108,34 @@ class AgentSettings(_Group):
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
 
 
+class LoopSettings(_Group):
+    """The closed loop: verification, approvals, escalations that reach people."""
+
+    alertmanager_url: str | None = Field(None, description="Alertmanager whose v2 API says whether a remediated "
+                                                          "alert is still active (unset: only its resolved webhook)")
+    prometheus_url: str | None = Field(None, description="Prometheus whose rules API gives each alert's decay window")
+    verify_default_window_seconds: float = Field(900.0, gt=0, description="decay window when the alert's rule "
+                                                                         "cannot be read")
+    verify_grace_seconds: float = Field(60.0, ge=0, description="added to every decay window (scrape and "
+                                                               "notification delays)")
+    verify_group_interval_seconds: float | None = Field(None, gt=0, description="Alertmanager group_interval "
+                                                      "(default: read from ALERTMANAGER_URL, else 300)")
+    verify_poll_seconds: float = Field(10.0, gt=0, description="how often open verifications and approvals are checked")
+    approval_ttl_seconds: float = Field(3600.0, gt=0, description="an approval request expires after this long")
+    escalate_alertmanager_url: str | None = Field(None, description="post escalations to this Alertmanager's v2 API "
+                                                                   "as alerts")
+    slack_webhook_url: str | None = Field(None, description="Slack-compatible incoming webhook for approval "
+                                                           "requests and escalations")
+    external_url: str | None = Field(None, description="the agent's URL as people reach it (links in messages)")
+
+
+class ClientSettings(_Group):
+    """What the operator commands (approve, reject, pin) need to talk to a running agent."""
+
+    agent_url: str = Field("http://127.0.0.1:8080", description="the agent's HTTP API")
+    auth_token: str | None = Field(None, description="the agent's bearer token (its AUTH_TOKEN)")
+
+
 class PolicySettings(_Group):
     policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
 
@@ -175,6 +203,9 @@ class FunctionSettings(_Group):
     flux_force: Flag = Field(False, description="HelmRelease: also request forceAt")
     flux_wait_seconds: float = Field(30.0, ge=0, description="how long to watch Ready after a reconcile request")
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
+    verify_wait_seconds: float = Field(30.0, ge=0, description="how long pod-restart watches for a Ready replacement "
+                                                             "or a complete rollout after acting")
+    verify_poll_seconds: float = Field(2.0, gt=0, description="polling interval of that watch")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
 
@@ -246,8 +277,8 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, RunbookSettings,
-              TRMSettings, LLMSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, LoopSettings,
+              RunbookSettings, TRMSettings, LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings, FunctionKeySettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),
@@ -255,6 +286,10 @@ COMMANDS: dict[str, tuple[type[_Group], ...]] = {
     "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
     "history": (StateSettings, AgentKeySettings),
     "outbox": (StateSettings,),
+    "outcomes": (StateSettings, PolicySettings),
+    "approve": (ClientSettings,),
+    "reject": (ClientSettings,),
+    "pin": (ClientSettings,),
     "dataset collect": (CollectSettings,),
 }
 
