@@ -8,6 +8,13 @@ Appends take an exclusive ``flock`` on the file, read the last record's hash, an
 lines with one ``write`` on an ``O_APPEND`` descriptor, so several processes may share one log.
 A process killed mid-write can leave a torn last line; the next append starts on a fresh line
 and chains from the last complete record, and ``verify`` reports the torn line separately.
+
+Rotation: when the log passes ``max_bytes`` (AUDIT_MAX_BYTES) the appender holding the lock renames
+it to ``<log>.<n>`` (n = 000001, 000002, ... in the order written) and the next append starts a new
+file whose first record chains from the last record of the previous one (``prev`` and ``seq``
+continue). At most ``keep`` (AUDIT_KEEP) rotated files are kept, the oldest removed first.
+``log_files`` lists a log's files in order; ``read``, ``history`` and ``verify`` go through all of
+them, so the chain is checked across rotations (a file missing in the middle breaks it).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,13 +77,63 @@ def _last_complete(fd: int) -> tuple[dict[str, Any] | None, bool]:
     return None, torn
 
 
+def rotated_files(path: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(number, path) of the rotated files of the log at ``path``, oldest first."""
+    p = Path(path)
+    pattern = re.compile(re.escape(p.name) + r"\.(\d{6,})$")
+    found = [(int(m.group(1)), q) for q in p.parent.glob(p.name + ".*") if (m := pattern.match(q.name))]
+    return sorted(found)
+
+
+def log_files(path: str | os.PathLike) -> list[Path]:
+    """Every file of the log at ``path`` in the order written: the rotated ones, then the live one."""
+    p = Path(path)
+    return [q for _, q in rotated_files(p)] + ([p] if p.exists() else [])
+
+
+def _last_in(path: Path) -> dict[str, Any] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return _last_complete(fd)[0]
+    finally:
+        os.close(fd)
+
+
 class Audit:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, max_bytes: int = 64 << 20, keep: int = 8):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.keep = keep
         self._lock = threading.Lock()
         # (inode, size, last hash, next seq) after our last write: skips re-reading the tail
         self._tail: tuple[int, int, str, int] | None = None
+
+    def _open_live(self) -> int:
+        """The live file, locked. Another process may have rotated it between our open and our
+        lock: then the descriptor names a rotated file, and we open the new live one instead."""
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _rotate(self) -> None:
+        """Under the lock: the live file becomes the newest rotated one; the oldest beyond ``keep`` go."""
+        old = rotated_files(self.path)
+        n = (old[-1][0] + 1) if old else 1
+        os.rename(self.path, self.path.with_name(f"{self.path.name}.{n:06d}"))
+        self._tail = None
+        if self.keep:
+            for _, q in old[:max(0, len(old) + 1 - self.keep)]:
+                q.unlink(missing_ok=True)
 
     def append(self, kind: str, data: dict[str, Any], *, correlation_id: str | None = None,
                alertname: str | None = None) -> dict[str, Any]:
@@ -86,9 +144,8 @@ class Audit:
         if not items:
             return []
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = self._open_live()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 st = os.fstat(fd)
                 if self._tail is not None and self._tail[:2] == (st.st_ino, st.st_size):
                     prev, seq, torn = self._tail[2], self._tail[3], False  # nobody wrote since us
@@ -98,6 +155,9 @@ class Audit:
                         last, torn = _last_complete(rfd)
                     finally:
                         os.close(rfd)
+                    if last is None:  # a new file after a rotation continues the previous one's chain
+                        rotated = rotated_files(self.path)
+                        last = _last_in(rotated[-1][1]) if rotated else None
                     prev = last["hash"] if last else GENESIS
                     seq = (last["seq"] + 1) if last else 0
                 out, chunks = [], [b"\n"] if torn else []
@@ -115,21 +175,25 @@ class Audit:
                 blob = b"".join(chunks)
                 os.write(fd, blob)
                 self._tail = (st.st_ino, st.st_size + len(blob), prev, seq)
+                if st.st_size + len(blob) >= self.max_bytes:
+                    self._rotate()
             finally:
                 os.close(fd)  # releases the flock
         return out
 
 
 def read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every complete record, in file order (torn lines skipped)."""
-    p = Path(path)
-    if not p.exists():
-        return
-    with p.open("rb") as f:
-        for ln in f:
-            rec = _record(ln)
-            if rec is not None:
-                yield rec
+    """Every complete record, rotated files first, in the order written (torn lines skipped)."""
+    for p in log_files(path):
+        try:
+            f = p.open("rb")
+        except FileNotFoundError:  # removed by a rotation meanwhile
+            continue
+        with f:
+            for ln in f:
+                rec = _record(ln)
+                if rec is not None:
+                    yield rec
 
 
 @dataclass
@@ -137,49 +201,67 @@ class VerifyResult:
     ok: bool
     records: int
     problems: list[str] = field(default_factory=list)
-    torn: list[int] = field(default_factory=list)  # line numbers of torn (unparsable) lines
+    torn: list[str] = field(default_factory=list)  # file:line of torn (unparsable) lines
+    files: int = 0
+    first_seq: int = 0  # > 0 when older files were removed by the rotation quota
 
     def summary(self) -> str:
         head = f"{'OK' if self.ok else 'TAMPERED'}: {self.records} records"
+        if self.files > 1:
+            head += f" in {self.files} files"
+        if self.first_seq:
+            head += f" from seq {self.first_seq} (earlier files removed by AUDIT_KEEP)"
         if self.torn:
             head += f", {len(self.torn)} torn line(s) at {self.torn[:5]} (a write cut short by a crash)"
         return "\n".join([head, *self.problems[:20]])
 
 
 def verify(path: str | os.PathLike) -> VerifyResult:
-    """Check every record's hash and the chain. A torn line is reported, not counted as tampering;
-    a record missing, altered, inserted or moved is."""
-    p = Path(path)
+    """Check every record's hash and the chain, through the rotated files in order. A torn line is
+    reported, not counted as tampering; a record missing, altered, inserted or moved is, and so is a
+    rotated file missing in the middle. Only the oldest files may be gone (the rotation quota): the
+    chain is then checked from the first record kept."""
     res = VerifyResult(ok=True, records=0)
-    if not p.exists():
-        return res
-    prev, seq = GENESIS, 0
-    with p.open("rb") as f:
-        for lineno, ln in enumerate(f, 1):
-            if not ln.strip():
-                continue
-            try:
-                rec = json.loads(ln)
-            except json.JSONDecodeError:
-                res.torn.append(lineno)
-                continue
-            if not isinstance(rec, dict) or "hash" not in rec:
-                res.ok = False
-                res.problems.append(f"line {lineno}: not an audit record")
-                continue
-            res.records += 1
-            if record_hash(rec) != rec["hash"]:
-                res.ok = False
-                res.problems.append(f"line {lineno} (seq {rec.get('seq')}): content does not match its hash")
-            if rec.get("prev") != prev:
-                res.ok = False
-                res.problems.append(f"line {lineno} (seq {rec.get('seq')}): chain broken (prev hash does not "
-                                    f"match the record before)")
-            if rec.get("seq") != seq:
-                res.ok = False
-                res.problems.append(f"line {lineno}: sequence {rec.get('seq')} where {seq} was expected")
-            prev = rec["hash"]
-            seq = (rec.get("seq") if isinstance(rec.get("seq"), int) else seq) + 1
+    rotated = rotated_files(path)
+    files = log_files(path)
+    res.files = len(files)
+    numbers = [n for n, _ in rotated]
+    if numbers and numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        res.ok = False
+        res.problems.append(f"rotated files missing: numbers {numbers} are not consecutive")
+    prev: str | None = GENESIS if not numbers or numbers[0] == 1 else None  # None: anchor on the first record
+    seq: int | None = 0 if prev is not None else None
+    for p in files:
+        with p.open("rb") as f:
+            for lineno, ln in enumerate(f, 1):
+                if not ln.strip():
+                    continue
+                try:
+                    rec = json.loads(ln)
+                except json.JSONDecodeError:
+                    res.torn.append(f"{p.name}:{lineno}")
+                    continue
+                where = f"{p.name} line {lineno}"
+                if not isinstance(rec, dict) or "hash" not in rec:
+                    res.ok = False
+                    res.problems.append(f"{where}: not an audit record")
+                    continue
+                res.records += 1
+                if prev is None:  # the oldest files were removed: the first record kept is the anchor
+                    prev, seq = rec.get("prev"), rec.get("seq") if isinstance(rec.get("seq"), int) else 0
+                    res.first_seq = seq or 0
+                if record_hash(rec) != rec["hash"]:
+                    res.ok = False
+                    res.problems.append(f"{where} (seq {rec.get('seq')}): content does not match its hash")
+                if rec.get("prev") != prev:
+                    res.ok = False
+                    res.problems.append(f"{where} (seq {rec.get('seq')}): chain broken (prev hash does not "
+                                        f"match the record before)")
+                if rec.get("seq") != seq:
+                    res.ok = False
+                    res.problems.append(f"{where}: sequence {rec.get('seq')} where {seq} was expected")
+                prev = rec["hash"]
+                seq = (rec.get("seq") if isinstance(rec.get("seq"), int) else seq) + 1
     # A torn line anywhere but at a crash point is suspicious only if it broke the chain (checked above).
     return res
 

@@ -24,13 +24,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import catalog, ce
 from ..events import TRIGGER, result_event
-from ..http_body import BodyTooLarge, read_body
+from ..http_body import BodyError, read_body
 from ..settings import FunctionSettings, ServerSettings, SettingsError, load, parse_flag
 from . import metrics
 from .registry import handlers
 from .runner import Runner
 
 log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20  # a trigger is a few hundred bytes; MAX_BODY_BYTES overrides
 
 # Settings a request may change (a Knative subscriber URI `...?with_source=true`): query key → setting.
 OVERRIDABLE = {"with_source": "flux_with_source", "force": "flux_force"}
@@ -48,14 +50,16 @@ def _reject(status: int, reason: str, message: str) -> JSONResponse:
 
 
 def create_app(function: str | None = None, *, runner: Runner | None = None, sink: str | None = None,
-               max_body: int | None = None) -> FastAPI:
+               max_body: int | None = None, read_timeout: float | None = None) -> FastAPI:
     """Serve ``function`` (None: every one), acting through ``runner`` (default: from the settings),
-    posting results to ``sink`` too when set; bodies over ``max_body`` bytes get 413."""
+    posting results to ``sink`` too when set; bodies over ``max_body`` bytes get 413, bodies not in
+    within ``read_timeout`` seconds 408 (both default to the settings)."""
     if function is not None:
         catalog.get(function)  # fail at start-up on a name the catalog does not declare
     served = [function] if function else sorted(handlers())
     runner = runner or Runner.from_env()
-    max_body = max_body or ServerSettings().max_body_bytes
+    max_body = max_body or ServerSettings().body_limit(MAX_BODY)
+    read_timeout = read_timeout or ServerSettings().read_timeout_seconds
     app = FastAPI(title="agent-sre remediation functions", version="0.1.0")
     app.state.runner = runner
     app.state.served = served
@@ -81,9 +85,11 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
     @app.post("/")
     async def receive(request: Request) -> Response:
         try:
-            body = await read_body(request, max_body)
-        except BodyTooLarge as e:
-            return _reject(413, "too-large", str(e))
+            body = await read_body(request, max_body, read_timeout)
+        except BodyError as e:
+            refused = _reject(e.status, "too-large" if e.status == 413 else "timeout", str(e))
+            refused.headers.update(e.headers)
+            return refused
         try:
             event = ce.from_http(dict(request.headers), body)
             data = ce.data_of(event)
@@ -146,7 +152,7 @@ def app_from_env(env: Mapping[str, str] | None = None) -> FastAPI:
     """``agent-sre serve-function``'s app from the settings; SettingsError names one that cannot be used."""
     server, fs = load(ServerSettings, env), load(FunctionSettings, env)
     return create_app(fs.function, runner=Runner.from_env(env), sink=fs.k_sink or fs.result_sink,
-                      max_body=server.max_body_bytes)
+                      max_body=server.body_limit(MAX_BODY), read_timeout=server.read_timeout_seconds)
 
 
 def __getattr__(name: str) -> Any:
