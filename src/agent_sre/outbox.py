@@ -479,8 +479,7 @@ class Worker:
             self._keeper = None
         if started:
             n = self.outbox.release()
-            if n:
-                log.info("stopped: %d pending alerts and events left in the outbox for the next process", n)
+            log.warning("delivery stopped: %d pending alerts and events left in the outbox for the next process", n)
 
     def _run(self) -> None:
         while not self._stop.is_set():
