@@ -4,6 +4,7 @@ embedded default, which hands triggers straight to the remediation functions in 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Protocol
 
 import urllib3
@@ -59,14 +60,19 @@ class HTTPBroker:
 
 class InProcessBroker:
     """The embedded default: no cluster, no network. Triggers go to the remediation functions in
-    dry-run; every event and reply is kept so the demo can show what happened."""
+    dry-run; the last ``KEEP`` events and replies are kept so the demo can show what happened
+    (``total`` counts them all: a long-running `serve` without a broker must not keep every one)."""
+
+    KEEP = 1000
 
     def __init__(self) -> None:
-        self.sent: list[CloudEvent] = []
-        self.replies: list[CloudEvent] = []
+        self.sent: deque[CloudEvent] = deque(maxlen=self.KEEP)
+        self.replies: deque[CloudEvent] = deque(maxlen=self.KEEP)
+        self.total = 0
 
     def send(self, event: CloudEvent) -> CloudEvent | None:
         self.sent.append(event)
+        self.total += 1
         if event.get_type() != TRIGGER:
             return None
         from .functions import run_function
