@@ -63,8 +63,9 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
     return b"".join(chunks)
 
 
+_HEAD_TIMEOUT_BODY = b'{"error": "request head not received in time"}'
 _HEAD_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                 b"content-length: 47\r\n\r\n{\"error\": \"request head not received in time\"}")
+                 b"content-length: %d\r\n\r\n%s" % (len(_HEAD_TIMEOUT_BODY), _HEAD_TIMEOUT_BODY))
 
 
 class BoundedH11(H11Protocol):

@@ -5,6 +5,7 @@ are answered at once (the stalled one ties nothing up)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -88,6 +89,9 @@ def test_a_head_that_stops_coming_gets_408(service):
     s.close()
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert took < TIMEOUT + 4
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(ln.split(b":")[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length"))
+    assert length == len(body) and json.loads(body) == {"error": "request head not received in time"}
 
 
 def test_a_connection_that_sends_nothing_is_closed(service):
