@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import free_port, wait_http
 
-TIMEOUT = 1.0
+TIMEOUT = 2.0
 SERVICES = {"serve": "/webhook", "serve-function": "/", "serve-reasoning": "/v1/decide"}
 
 
@@ -73,7 +73,7 @@ def test_a_body_that_stops_coming_gets_408_and_others_are_served_meanwhile(servi
         for _ in range(3):
             t = time.monotonic()
             assert c.get(url + "/healthz").status_code == 200
-            assert time.monotonic() - t < 0.5
+            assert time.monotonic() - t < TIMEOUT / 2  # answered long before the stalled one is cut off
     data, _ = read_all(s, 10)
     took = time.monotonic() - t0
     s.close()
