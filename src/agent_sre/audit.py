@@ -9,12 +9,12 @@ lines with one ``write`` on an ``O_APPEND`` descriptor, so several processes may
 A process killed mid-write can leave a torn last line; the next append starts on a fresh line
 and chains from the last complete record, and ``verify`` reports the torn line separately.
 
-Rotation: when the log passes ``max_bytes`` (AUDIT_MAX_BYTES) the appender holding the lock renames
-it to ``<log>.<n>`` (n = 000001, 000002, ... in the order written) and the next append starts a new
-file whose first record chains from the last record of the previous one (``prev`` and ``seq``
-continue). At most ``keep`` (AUDIT_KEEP) rotated files are kept, the oldest removed first.
-``log_files`` lists a log's files in order; ``read``, ``history`` and ``verify`` go through all of
-them, so the chain is checked across rotations (a file missing in the middle breaks it).
+Rotation (``rotate``) renames ``<log>`` to ``<log>.1`` (older ones move up: ``.2``, ...); the
+next record continues the chain (its ``prev`` and ``seq`` follow the last record of ``.1``), so
+``verify(<log>)``, which reads ``<log>.N ... <log>.1, <log>`` in that order, checks the whole set;
+``read`` and ``history`` go through the set in the same order. An append that takes the file past
+``max_bytes`` (AUDIT_MAX_BYTES) rotates it, keeping ``keep`` (AUDIT_KEEP) rotated files. Removing
+the oldest files leaves a set that starts at a later ``seq``; ``verify`` says so.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,21 +76,7 @@ def _last_complete(fd: int) -> tuple[dict[str, Any] | None, bool]:
     return None, torn
 
 
-def rotated_files(path: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(number, path) of the rotated files of the log at ``path``, oldest first."""
-    p = Path(path)
-    pattern = re.compile(re.escape(p.name) + r"\.(\d{6,})$")
-    found = [(int(m.group(1)), q) for q in p.parent.glob(p.name + ".*") if (m := pattern.match(q.name))]
-    return sorted(found)
-
-
-def log_files(path: str | os.PathLike) -> list[Path]:
-    """Every file of the log at ``path`` in the order written: the rotated ones, then the live one."""
-    p = Path(path)
-    return [q for _, q in rotated_files(p)] + ([p] if p.exists() else [])
-
-
-def _last_in(path: Path) -> dict[str, Any] | None:
+def _last_of(path: Path) -> dict[str, Any] | None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -102,8 +87,22 @@ def _last_in(path: Path) -> dict[str, Any] | None:
         os.close(fd)
 
 
+def rotated(path: str | os.PathLike) -> list[Path]:
+    """The files of a log set, oldest first: ``<log>.N`` ... ``<log>.1``, ``<log>``."""
+    p = Path(path)
+    numbered = []
+    for f in p.parent.glob(p.name + ".*"):
+        suffix = f.name[len(p.name) + 1:]
+        if suffix.isdigit():
+            numbered.append((int(suffix), f))
+    return [f for _, f in sorted(numbered, reverse=True)] + ([p] if p.exists() else [])
+
+
 class Audit:
-    def __init__(self, path: str | os.PathLike, max_bytes: int = 64 << 20, keep: int = 8):
+    """``max_bytes``: an append that takes the file past it rotates it; ``keep``: rotated files kept
+    (None: all)."""
+
+    def __init__(self, path: str | os.PathLike, *, max_bytes: int | None = None, keep: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
@@ -112,9 +111,8 @@ class Audit:
         # (inode, size, last hash, next seq) after our last write: skips re-reading the tail
         self._tail: tuple[int, int, str, int] | None = None
 
-    def _open_live(self) -> int:
-        """The live file, locked. Another process may have rotated it between our open and our
-        lock: then the descriptor names a rotated file, and we open the new live one instead."""
+    def _open_current(self) -> int:
+        """The log file, opened and flock'ed; reopened if it was rotated while we waited."""
         while True:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -125,16 +123,6 @@ class Audit:
                 pass
             os.close(fd)
 
-    def _rotate(self) -> None:
-        """Under the lock: the live file becomes the newest rotated one; the oldest beyond ``keep`` go."""
-        old = rotated_files(self.path)
-        n = (old[-1][0] + 1) if old else 1
-        os.rename(self.path, self.path.with_name(f"{self.path.name}.{n:06d}"))
-        self._tail = None
-        if self.keep:
-            for _, q in old[:max(0, len(old) + 1 - self.keep)]:
-                q.unlink(missing_ok=True)
-
     def append(self, kind: str, data: dict[str, Any], *, correlation_id: str | None = None,
                alertname: str | None = None) -> dict[str, Any]:
         return self.append_many([(kind, data, correlation_id, alertname)])[0]
@@ -144,7 +132,7 @@ class Audit:
         if not items:
             return []
         with self._lock:
-            fd = self._open_live()
+            fd = self._open_current()
             try:
                 st = os.fstat(fd)
                 if self._tail is not None and self._tail[:2] == (st.st_ino, st.st_size):
@@ -155,9 +143,8 @@ class Audit:
                         last, torn = _last_complete(rfd)
                     finally:
                         os.close(rfd)
-                    if last is None:  # a new file after a rotation continues the previous one's chain
-                        rotated = rotated_files(self.path)
-                        last = _last_in(rotated[-1][1]) if rotated else None
+                    if last is None:  # a new file: continue from the newest rotated one
+                        last = _last_of(self.path.with_name(self.path.name + ".1"))
                     prev = last["hash"] if last else GENESIS
                     seq = (last["seq"] + 1) if last else 0
                 out, chunks = [], [b"\n"] if torn else []
@@ -175,19 +162,48 @@ class Audit:
                 blob = b"".join(chunks)
                 os.write(fd, blob)
                 self._tail = (st.st_ino, st.st_size + len(blob), prev, seq)
-                if st.st_size + len(blob) >= self.max_bytes:
-                    self._rotate()
+                if self.max_bytes is not None and st.st_size + len(blob) >= self.max_bytes:
+                    self._shift(self.keep)
             finally:
                 os.close(fd)  # releases the flock
         return out
 
+    def rotate(self, keep: int | None = None) -> Path | None:
+        """Start a new file: ``<log>`` becomes ``<log>.1`` (older files move up one; beyond
+        ``keep`` rotated files the oldest are removed). The chain continues in the new file.
+        Returns the rotated file, or None when there was nothing to rotate."""
+        with self._lock:
+            if not self.path.exists():
+                return None
+            fd = self._open_current()
+            try:
+                if os.fstat(fd).st_size == 0:
+                    return None
+                return self._shift(keep)
+            finally:
+                os.close(fd)
+
+    def _shift(self, keep: int | None) -> Path:
+        """Under the lock and the flock of the current file: rename the set up by one."""
+        older = [f for f in rotated(self.path) if f != self.path]  # oldest first
+        for f in older:
+            n = int(f.name.rsplit(".", 1)[1])
+            if keep is not None and n + 1 > keep:
+                f.unlink()
+            else:
+                os.replace(f, f.with_name(f"{self.path.name}.{n + 1}"))
+        first = self.path.with_name(self.path.name + ".1")
+        os.replace(self.path, first)
+        self._tail = None
+        return first
+
 
 def read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every complete record, rotated files first, in the order written (torn lines skipped)."""
-    for p in log_files(path):
+    """Every complete record of the log set, oldest file first, in file order (torn lines skipped)."""
+    for p in rotated(path):
         try:
             f = p.open("rb")
-        except FileNotFoundError:  # removed by a rotation meanwhile
+        except FileNotFoundError:  # moved by a rotation meanwhile
             continue
         with f:
             for ln in f:
@@ -201,55 +217,46 @@ class VerifyResult:
     ok: bool
     records: int
     problems: list[str] = field(default_factory=list)
-    torn: list[str] = field(default_factory=list)  # file:line of torn (unparsable) lines
-    files: int = 0
-    first_seq: int = 0  # > 0 when older files were removed by the rotation quota
+    torn: list[int] = field(default_factory=list)  # line numbers of torn (unparsable) lines
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         head = f"{'OK' if self.ok else 'TAMPERED'}: {self.records} records"
-        if self.files > 1:
-            head += f" in {self.files} files"
-        if self.first_seq:
-            head += f" from seq {self.first_seq} (earlier files removed by AUDIT_KEEP)"
         if self.torn:
             head += f", {len(self.torn)} torn line(s) at {self.torn[:5]} (a write cut short by a crash)"
-        return "\n".join([head, *self.problems[:20]])
+        return "\n".join([head, *self.problems[:20], *(f"note: {w}" for w in self.warnings)])
 
 
 def verify(path: str | os.PathLike) -> VerifyResult:
-    """Check every record's hash and the chain, through the rotated files in order. A torn line is
-    reported, not counted as tampering; a record missing, altered, inserted or moved is, and so is a
-    rotated file missing in the middle. Only the oldest files may be gone (the rotation quota): the
-    chain is then checked from the first record kept."""
+    """Check every record's hash and the chain across the rotated files. A torn line is reported,
+    not counted as tampering; a record missing, altered, inserted or moved is (a rotated file
+    missing in the middle too: the next file's first record no longer follows)."""
+    p = Path(path)
     res = VerifyResult(ok=True, records=0)
-    rotated = rotated_files(path)
-    files = log_files(path)
-    res.files = len(files)
-    numbers = [n for n, _ in rotated]
-    if numbers and numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-        res.ok = False
-        res.problems.append(f"rotated files missing: numbers {numbers} are not consecutive")
-    prev: str | None = GENESIS if not numbers or numbers[0] == 1 else None  # None: anchor on the first record
-    seq: int | None = 0 if prev is not None else None
-    for p in files:
-        with p.open("rb") as f:
-            for lineno, ln in enumerate(f, 1):
+    prev: str | None = None
+    seq = 0
+    for f in rotated(p):
+        base = "" if f == p else f"{f.name} "
+        with f.open("rb") as fh:
+            for lineno, ln in enumerate(fh, 1):
                 if not ln.strip():
                     continue
                 try:
                     rec = json.loads(ln)
-                except json.JSONDecodeError:
-                    res.torn.append(f"{p.name}:{lineno}")
+                except (ValueError, RecursionError):
+                    res.torn.append(lineno)
                     continue
-                where = f"{p.name} line {lineno}"
+                where = f"{base}line {lineno}"
                 if not isinstance(rec, dict) or "hash" not in rec:
                     res.ok = False
                     res.problems.append(f"{where}: not an audit record")
                     continue
                 res.records += 1
-                if prev is None:  # the oldest files were removed: the first record kept is the anchor
+                if prev is None:  # the first record of the set
                     prev, seq = rec.get("prev"), rec.get("seq") if isinstance(rec.get("seq"), int) else 0
-                    res.first_seq = seq or 0
+                    if prev != GENESIS:
+                        res.warnings.append(f"the log starts at seq {seq}: earlier records are not here "
+                                            "(rotated away, or removed)")
                 if record_hash(rec) != rec["hash"]:
                     res.ok = False
                     res.problems.append(f"{where} (seq {rec.get('seq')}): content does not match its hash")

@@ -178,7 +178,7 @@ def history(
     from . import audit
 
     path = log or _settings(cfg.StateSettings).audit_path
-    if not audit.log_files(path):  # the live file may be missing just after a rotation
+    if not audit.rotated(path):  # the live file may be missing just after a rotation
         _existing(path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
         res = audit.verify(path)

@@ -295,7 +295,7 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     box = outbox.Outbox(st.outbox_path, lease_s=ag.outbox_lease_seconds, retention_s=ag.outbox_retention_seconds)
     return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=box,
-                 audit=audit.Audit(st.audit_path, max_bytes=st.audit_max_bytes, keep=st.audit_keep), retry=retry,
+                 audit=audit.Audit(st.audit_path, max_bytes=st.audit_max_bytes, keep=st.audit_keep or None), retry=retry,
                  delivery_concurrency=ag.delivery_concurrency)
 
 
