@@ -51,8 +51,11 @@ FLUX_HOME = "flux-system"  # where `flux bootstrap` keeps Flux's own objects
 CLUSTER_SCOPED = {("storage.k8s.io", "storageclasses")}  # resources a Role cannot grant
 STATE_DIR = "/var/lib/agent-sre"
 SECRETS = "/var/run/secrets/agent-sre"
-# Public keys: one Secret, two entries per signer (the key in use and the next one, for rotation).
-PUBLIC_KEYS_SECRET = "agent-sre-public-keys"
+# The key Secrets the functions mount, as `agent-sre keys generate` writes them: Secret → (setting,
+# the file the setting names; None: the mounted directory, a ring of the current and previous key).
+FUNCTION_KEYS = {"agent-sre-function-signing-key": ("FUNCTION_SIGNING_KEY", "function.pem"),
+                 "agent-sre-agent-public-keys": ("AGENT_PUBLIC_KEYS", None),
+                 "agent-sre-audit-hmac-key": ("AUDIT_HMAC_KEY", "audit-hmac.key")}
 # Annotations a remediation sets: what the admission policies let the functions change.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 FLUX_RECONCILE = ("reconcile.fluxcd.io/requestedAt", "reconcile.fluxcd.io/forceAt", "reconcile.fluxcd.io/resetAt")
@@ -286,8 +289,13 @@ def admission_docs() -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- the functions
 
 
+def _key_mount(secret: str) -> str:
+    return f"{SECRETS}/{secret.removeprefix('agent-sre-')}"
+
+
 def function_docs(spec: catalog.FunctionSpec) -> list[dict[str, Any]]:
     name = spec.name
+    keys = [(secret, setting, file) for secret, (setting, file) in FUNCTION_KEYS.items()]
     labels = _labels(name)
     sa = {"apiVersion": "v1", "kind": "ServiceAccount",
           "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels}}
@@ -319,8 +327,8 @@ def function_docs(spec: catalog.FunctionSpec) -> list[dict[str, Any]]:
                              "value": f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/default"},
                             {"name": "STATE_DIR", "value": STATE_DIR},
                             {"name": "POLICY_PATH", "value": "/etc/agent-sre/policy.yaml"},
-                            {"name": "FUNCTION_SIGNING_KEY", "value": f"{SECRETS}/function-key/private.pem"},
-                            {"name": "AGENT_PUBLIC_KEYS", "value": f"{SECRETS}/public-keys/agent"},
+                            *({"name": setting, "value": _key_mount(secret) + (f"/{file}" if file else "")}
+                              for secret, setting, file in keys),
                             {"name": "LOG_LEVEL", "value": "info"}],
                     "readinessProbe": {"httpGet": {"path": "/healthz"}},
                     "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
@@ -333,19 +341,15 @@ def function_docs(spec: catalog.FunctionSpec) -> list[dict[str, Any]]:
                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
                                      {"name": "state", "mountPath": STATE_DIR},
                                      {"name": "policy", "mountPath": "/etc/agent-sre", "readOnly": True},
-                                     {"name": "function-key", "mountPath": f"{SECRETS}/function-key", "readOnly": True},
-                                     {"name": "public-keys", "mountPath": f"{SECRETS}/public-keys", "readOnly": True}],
+                                     *({"name": secret.removeprefix("agent-sre-"), "mountPath": _key_mount(secret),
+                                        "readOnly": True} for secret, _, _ in keys)],
                 }],
                 "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                             {"name": "state", "persistentVolumeClaim": {"claimName": f"{name}-state"}},
                             {"name": "policy", "configMap": {"name": "agent-sre-policy"}},
-                            # optional: false: without its key the pod does not start (fails closed).
-                            {"name": "function-key", "secret": {"secretName": "agent-sre-function-key",
-                                                                "optional": False}},
-                            {"name": "public-keys", "secret": {
-                                "secretName": PUBLIC_KEYS_SECRET, "optional": False,
-                                "items": [{"key": "agent.pem", "path": "agent/agent.pem"},
-                                          {"key": "agent-next.pem", "path": "agent/agent-next.pem"}]}}],
+                            # optional: false: without its keys the pod does not start (fails closed).
+                            *({"name": secret.removeprefix("agent-sre-"),
+                               "secret": {"secretName": secret, "optional": False}} for secret, _, _ in keys)],
             }}},
     }
     trigger = {

@@ -98,11 +98,14 @@ def rotated(path: str | os.PathLike) -> list[Path]:
     return [f for _, f in sorted(numbered, reverse=True)] + ([p] if p.exists() else [])
 
 
-class Audit:
-    """``max_bytes``: an append that takes the file past it rotates it; ``keep``: rotated files kept
-    (None: all)."""
+MAX_BYTES, KEEP = 64 << 20, 8  # the defaults of AUDIT_MAX_BYTES and AUDIT_KEEP
 
-    def __init__(self, path: str | os.PathLike, *, max_bytes: int | None = None, keep: int | None = None):
+
+class Audit:
+    """``max_bytes``: an append that takes the file past it rotates it (None: never); ``keep``:
+    rotated files kept (None: all). Every log is bounded unless told otherwise."""
+
+    def __init__(self, path: str | os.PathLike, *, max_bytes: int | None = MAX_BYTES, keep: int | None = KEEP):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes

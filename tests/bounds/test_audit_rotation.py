@@ -102,7 +102,7 @@ def test_the_agent_rotates_by_its_settings(tmp_path):
 
 
 def _writer(path: str, who: int, n: int) -> None:
-    a = Audit(path, max_bytes=4096)
+    a = Audit(path, max_bytes=4096, keep=None)
     for i in range(n):
         a.append_many([("event", {"who": who, "i": i, "pad": "y" * 100}, None, None)])
 

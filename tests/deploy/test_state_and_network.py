@@ -98,35 +98,39 @@ def _secret_volumes(svc) -> dict[str, dict[str, Any]]:
     return {v["name"]: v["secret"] for v in svc["spec"]["template"]["spec"]["volumes"] if "secret" in v}
 
 
+# What `agent-sre keys generate` writes: Secret → (setting, the file it names; None: the directory).
+KEY_SECRETS = {"agent-sre-agent-signing-key": ("AGENT_SIGNING_KEY", "agent.pem"),
+               "agent-sre-agent-public-keys": ("AGENT_PUBLIC_KEYS", None),
+               "agent-sre-function-signing-key": ("FUNCTION_SIGNING_KEY", "function.pem"),
+               "agent-sre-function-public-keys": ("FUNCTION_PUBLIC_KEYS", None),
+               "agent-sre-audit-hmac-key": ("AUDIT_HMAC_KEY", "audit-hmac.key")}
+AGENT_MOUNTS = {"agent-sre-agent-signing-key", "agent-sre-agent-public-keys", "agent-sre-function-public-keys",
+                "agent-sre-audit-hmac-key"}
+FUNCTION_MOUNTS = {"agent-sre-function-signing-key", "agent-sre-agent-public-keys", "agent-sre-audit-hmac-key"}
+
+
+def check_keys(svc, secrets: set[str]) -> None:
+    env = _env(svc)
+    vols = _secret_volumes(svc)
+    assert {v["secretName"] for v in vols.values()} == secrets
+    assert all(v["optional"] is False and "items" not in v for v in vols.values())  # a ring may hold one key
+    for secret in secrets:
+        setting, file = KEY_SECRETS[secret]
+        mount, vol = _volume_at(svc, env[setting])
+        assert vol.get("secret", {}).get("secretName") == secret and mount.get("readOnly") is True, setting
+        where = mount["mountPath"] + (f"/{file}" if file else "")
+        assert env[setting] == where == f"/var/run/secrets/agent-sre/{secret.removeprefix('agent-sre-')}" + \
+            (f"/{file}" if file else ""), setting
+
+
 def test_keys_come_from_secrets_that_must_exist():
-    """Signing keys, the public keys (two per signer, for rotation) and the audit key are mounted from
-    Secrets with optional: false, so a pod without them never starts; each side gets only its own
-    private key."""
+    """The key Secrets are mounted with optional: false, so a pod without them never starts; each side
+    gets only its own private key; the settings point where `keys generate` says."""
     svcs = ksvcs(render(TOP[0]))
-    agent = svcs["agent-sre"]
-    env = _env(agent)
-    vols = _secret_volumes(agent)
-    assert {v["secretName"] for v in vols.values()} == {"agent-sre-agent-key", "agent-sre-public-keys",
-                                                         "agent-sre-audit-key"}
-    assert all(v["optional"] is False for v in vols.values())
-    for var in ("AGENT_SIGNING_KEY", "FUNCTION_PUBLIC_KEYS", "AUDIT_HMAC_KEY"):
-        mount, vol = _volume_at(agent, env[var])
-        assert "secret" in vol and mount.get("readOnly") is True, var
-    pub = vols["public-keys"]["items"]
-    assert sorted(i["key"] for i in pub) == ["function-next.pem", "function.pem"]
-    assert all(i["path"].startswith("function/") for i in pub)
-    assert env["FUNCTION_PUBLIC_KEYS"].endswith("/function")
+    check_keys(svcs["agent-sre"], AGENT_MOUNTS)
     for fn in catalog.function_names():
-        svc = svcs[fn]
-        env = _env(svc)
-        vols = _secret_volumes(svc)
-        assert {v["secretName"] for v in vols.values()} == {"agent-sre-function-key", "agent-sre-public-keys"}
-        assert all(v["optional"] is False for v in vols.values())
-        assert sorted(i["key"] for i in vols["public-keys"]["items"]) == ["agent-next.pem", "agent.pem"]
-        for var in ("FUNCTION_SIGNING_KEY", "AGENT_PUBLIC_KEYS"):
-            assert "secret" in _volume_at(svc, env[var])[1], (fn, var)
-    reasoning = svcs["trm-reasoning"]
-    assert not _secret_volumes(reasoning)
+        check_keys(svcs[fn], FUNCTION_MOUNTS)
+    assert not _secret_volumes(svcs["trm-reasoning"])
 
 
 # --------------------------------------------------------------------------- NetworkPolicies
