@@ -1,10 +1,15 @@
 """JSON that cannot be parsed, of any depth or size, gets a 400 with the reason on every JSON endpoint
 of the three services (agent, functions, trm-reasoning), never a 500; the service answers the next
-request normally. Real HTTP on loopback."""
+request normally. Real HTTP on loopback; the functions as the real `serve-function` process (in its
+keyless dry-run-only mode, where a trigger's body is parsed before anything else)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,14 +17,12 @@ import pytest
 from agent_sre.agent import Agent
 from agent_sre.chain.chain import Chain
 from agent_sre.chain.rules import RuleStage
-from agent_sre.functions.app import create_app as function_app
-from agent_sre.functions.runner import Runner
-from agent_sre.functions.store import MemoryStore
 from agent_sre.reasoning.service import create_app as reasoning_app
 from agent_sre.server import create_app as agent_app
-from agent_sre.settings import FunctionSettings
 from tests.gate.support import Recorder
-from tests.helpers import serve_asgi
+from tests.helpers import free_port, serve_asgi, wait_http
+
+TOKEN = "s3cret"  # the agent's intake token: dead letters that are not signed need it
 
 ALERT = b'{"labels": {"alertname": "X"}, "x": '
 BAD = {
@@ -47,15 +50,27 @@ def structured(payload: bytes, type_: str) -> bytes:
 @pytest.fixture(scope="module")
 def agent_url():
     agent = Agent(chain=Chain([RuleStage()]), broker=Recorder(), dry_run=True)
-    with serve_asgi(agent_app(agent)) as url:
+    with serve_asgi(agent_app(agent, auth_token=TOKEN)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def function_url():
-    runner = Runner(FunctionSettings(dry_run=True), api_client=None, store=MemoryStore())
-    with serve_asgi(function_app(runner=runner, sink="")) as url:
+def function_url(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("function")
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", "DRY_RUN": "true",
+           "FUNCTION_LOCAL_MODE": "dry-run-only", "STATE_DIR": str(tmp)}
+    for var in ("KUBECONFIG", "BROKER_URL", "K_SINK", "RESULT_SINK"):
+        env.pop(var, None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("agent-sre")), "serve-function"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz", 60)
         yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +80,7 @@ def reasoning_url():
 
 
 def check(url: str, path: str, body: bytes, headers: dict[str, str]) -> None:
-    r = httpx.post(url + path, content=body, headers=headers, timeout=30)
+    r = httpx.post(url + path, content=body, headers={**headers, "authorization": f"Bearer {TOKEN}"}, timeout=30)
     assert r.status_code == 400, (path, r.status_code, r.text[:300])
     assert r.json(), r.text  # a reason, as JSON
     assert httpx.get(url + "/healthz").status_code == 200

@@ -1,6 +1,7 @@
 """/dead-letter is bounded: events over DEAD_LETTER_MAX_BYTES are refused before anything is written,
 a large event's data is kept as its digest (a few KB per record), and past DEAD_LETTER_PER_MINUTE the
-route answers 429 with Retry-After. Forty 1 MB requests add nothing to the audit log."""
+route answers 429 with Retry-After. Forty 1 MB requests add nothing to the audit log. (The events
+here are not signed; they come with the intake's bearer token, which a dead letter may carry instead.)"""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ from tests.gate.support import Recorder
 from tests.helpers import serve_asgi
 
 
+TOKEN = "s3cret"
+
+
 def dead(i: int, size: int) -> tuple[dict[str, str], bytes]:
     ev = ce.make_event(TRIGGER, "/agent-sre/remediation", {"lambda_function": "pod-restart", "pad": "x" * size},
                        id=f"dl-{i}", extensions={"knativeerrordest": "http://pod-restart.agent-sre.svc",
                                                  "knativeerrorcode": "503", "correlationid": f"c{i}"})
-    return ce.to_binary(ev)
+    headers, body = ce.to_binary(ev)
+    return {**headers, "authorization": f"Bearer {TOKEN}"}, body
 
 
 def serve(tmp_path, **limits):
     agent = Agent(chain=Chain([RuleStage()]), broker=Recorder(), dry_run=True, audit=Audit(tmp_path / "audit.jsonl"))
-    return serve_asgi(create_app(agent, settings=AgentSettings.model_validate(limits)))
+    return serve_asgi(create_app(agent, auth_token=TOKEN, settings=AgentSettings.model_validate(limits)))
 
 
 def test_forty_one_megabyte_dead_letters_add_nothing_to_the_audit(tmp_path):
@@ -80,6 +85,7 @@ def test_past_the_rate_dead_letters_get_429(tmp_path):
 def test_long_attributes_are_cut(tmp_path):
     ev = ce.make_event(TRIGGER, "/x", {"a": 1}, id="i" * 2000, extensions={f"ext{i}": "v" * 1000 for i in range(60)})
     h, b = ce.to_binary(ev)
+    h["authorization"] = f"Bearer {TOKEN}"
     with serve(tmp_path) as url:
         assert httpx.post(url + "/dead-letter", headers=h, content=b).status_code == 202
     [rec] = [r for r in audit.read(tmp_path / "audit.jsonl") if r["kind"] == "dead_letter"]

@@ -28,7 +28,8 @@ def service(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(command)
     port = free_port()
     env = {**os.environ, "STATE_DIR": str(tmp), "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
-           "READ_TIMEOUT_SECONDS": str(TIMEOUT), "USE_TRM": "false"}
+           "READ_TIMEOUT_SECONDS": str(TIMEOUT), "USE_TRM": "false",
+           "FUNCTION_LOCAL_MODE": "dry-run-only"}  # serve-function without keys: dry-run only
     for var in ("LLM_URL", "REDIS_URL", "BROKER_URL", "KUBECONFIG"):
         env.pop(var, None)
     exe = Path(sys.executable).with_name("agent-sre")
