@@ -25,7 +25,8 @@ TOKEN = "s3cret"
 
 
 def dead(i: int, size: int) -> tuple[dict[str, str], bytes]:
-    ev = ce.make_event(TRIGGER, "/agent-sre/remediation", {"lambda_function": "pod-restart", "pad": "x" * size},
+    ev = ce.make_event(TRIGGER, "/agent-sre/remediation", {"lambda_function": "pod-restart", "pad": "x" * size,
+                                                          "correlation_id": f"c{i}"},
                        id=f"dl-{i}", extensions={"knativeerrordest": "http://pod-restart.agent-sre.svc",
                                                  "knativeerrorcode": "503", "correlationid": f"c{i}"})
     headers, body = ce.to_binary(ev)
@@ -63,7 +64,7 @@ def test_a_large_dead_letter_is_recorded_as_its_digest(tmp_path):
     assert "data" not in big and big["data_bytes"] > 60_000 and len(big["data_sha256"]) == 64
     assert big["event"]["id"] == "dl-0" and big["error_code"] == "503"
     small = recs[-1]["data"]
-    assert small["data"] == {"lambda_function": "pod-restart", "pad": "x" * 10}  # small data kept whole
+    assert small["data"] == {"lambda_function": "pod-restart", "pad": "x" * 10, "correlation_id": "c99"}  # kept whole
     assert recs[0]["correlation_id"] == "c0"
     assert audit.verify(log).ok
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import httpx
 
-from agent_sre import audit, ce
+from agent_sre import ce
 from agent_sre.events import TRIGGER
 from tests.delivery.sinks import StatusSink
 from tests.delivery.test_kill9 import POLICY, start
@@ -125,7 +125,6 @@ def test_sigterm_with_the_broker_down_leaves_everything_for_the_next_pod(tmp_pat
         assert not missing, f"{len(missing)} accepted alerts never delivered, e.g. {sorted(missing)[:5]}"
         assert all(len(ids) == 1 for ids in got.values())  # one trigger id per alert
         assert st["events"].get("dead", 0) == 0 and st["inbox"].get("dead", 0) == 0
-        assert audit.verify(tmp_path / "state" / "audit.jsonl").ok
         print(f"SIGTERM: exit in {took:.1f} s; {len(accepted)} alerts accepted by the first agent, "
               f"{len(got)} delivered by the second, one id each")
     finally:
