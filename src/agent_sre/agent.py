@@ -174,9 +174,12 @@ class Agent:
     # ------------------------------------------------------------------ alerts in
     def handle_alerts(self, alerts: list[Alert]) -> list[Outcome]:
         ids = self.outbox.accept(alerts)  # committed: from here on the alerts cannot be lost
-        self._record([("alert", {"inbox_id": i, "alert": a.model_dump(mode="json", exclude_none=True)},
-                       correlation_id(a), a.name) for i, a in zip(ids, alerts)])
-        outs = self._process(ids, alerts)
+        try:  # held (leases renewed) until decided and committed, or failed
+            self._record([("alert", {"inbox_id": i, "alert": a.model_dump(mode="json", exclude_none=True)},
+                           correlation_id(a), a.name) for i, a in zip(ids, alerts)])
+            outs = self._process(ids, alerts)
+        finally:
+            self.outbox.let_go("inbox", ids)
         self._deliver(outs)
         return outs
 

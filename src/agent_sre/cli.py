@@ -117,10 +117,12 @@ def _alerts_in(raw: bytes) -> list[Alert]:
 
 def _serve(command: str, build, host: str | None, port: int | None) -> None:
     """Build ``command``'s app with ``build()`` (settings errors stop it here, before it listens),
-    then serve it on ``host``/``port`` (default: HOST/PORT)."""
+    then serve it on ``host``/``port`` (default: HOST/PORT) with READ_TIMEOUT_SECONDS for a request's
+    head (``http_body.serve``). SIGTERM stops it gracefully: no new connections, requests in
+    flight answered, then the app's shutdown (the agent leaves pending work in its outbox)."""
     import logging
 
-    import uvicorn
+    from .http_body import serve as serve_http
 
     load_settings(command)
     server = _settings(cfg.ServerSettings)
@@ -134,7 +136,7 @@ def _serve(command: str, build, host: str | None, port: int | None) -> None:
         asgi = build()
     except cfg.SettingsError as e:
         _fail(str(e))
-    uvicorn.run(asgi, host=host or server.host, port=port or server.port, log_level=server.log_level)
+    serve_http(asgi, host or server.host, port or server.port, server.log_level, server.read_timeout_seconds)
 
 
 HOST = typer.Option(None, "--host", help="address to listen on (default: HOST)")
@@ -267,7 +269,9 @@ def history(
     """Read the audit log: what came in, what was decided, what the gate said, what was sent."""
     from . import audit
 
-    path = _existing(log or _settings(cfg.StateSettings).audit_path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
+    path = log or _settings(cfg.StateSettings).audit_path
+    if not audit.rotated(path):  # the live file may be missing just after a rotation
+        _existing(path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
         key, ring = _audit_keys()
         cp = None

@@ -74,7 +74,13 @@ class ServerSettings(_Group):
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
     log_level: LogLevel = Field("info", description="log level")
-    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (bytes)")
+    max_body_bytes: int | None = Field(None, ge=1024, description="largest request body accepted, in bytes (default: "
+                                                                  "16 MiB for serve, 1 MiB for the other services)")
+    read_timeout_seconds: float = Field(15.0, gt=0, description="a request whose head and body have not arrived "
+                                                                "within this time is cut off (408)")
+
+    def body_limit(self, default: int) -> int:
+        return self.max_body_bytes or default
 
 
 class StateSettings(_Group):
@@ -83,6 +89,9 @@ class StateSettings(_Group):
     outbox_db: Path | None = Field(None, description="outbox database (default STATE_DIR/outbox.db)")
     audit_log: Path | None = Field(None, description="audit log (default STATE_DIR/audit.jsonl)")
     redis_url: str | None = Field(None, description="keep gate state in Redis instead of SQLite")
+    audit_max_bytes: int = Field(64 << 20, ge=4096, description="the audit log is rotated when it grows past this "
+                                                               "(the chain continues in the next file)")
+    audit_keep: int = Field(8, ge=0, description="rotated audit files kept, oldest removed first (0: keep all)")
 
     @property
     def state_path(self) -> Path:
@@ -106,6 +115,17 @@ class AgentSettings(_Group):
     retry_base_seconds: float = Field(1.0, gt=0, description="first delivery retry delay")
     retry_max_seconds: float = Field(300.0, gt=0, description="longest delivery retry delay")
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
+    intake_chunk: int = Field(256, ge=1, description="alerts decided and committed together; a larger request "
+                                                     "goes through in chunks of this size")
+    answer_outcomes_max: int = Field(100, ge=0, description="per-alert outcomes in one HTTP answer (its counts "
+                                                            "cover every alert)")
+    outbox_lease_seconds: float = Field(30.0, gt=0, description="how long a claim on an accepted alert or an event "
+                                                                "lasts; renewed while the agent works on it")
+    outbox_retention_seconds: float = Field(14 * 86400, gt=0, description="delivered events, decided alerts and "
+                                                                         "results are kept this long (at least the "
+                                                                         "policy's dedup_seconds)")
+    dead_letter_max_bytes: int = Field(64 << 10, ge=1024, description="largest dead-letter event accepted (bytes)")
+    dead_letter_per_minute: int = Field(60, ge=1, description="dead letters recorded per minute; more get 429")
 
 
 class LoopSettings(_Group):
