@@ -139,3 +139,73 @@ def test_merge_dedups_and_detects_conflicts(tmp_path, recs):
     records.write_jsonl(c, [bad])
     with pytest.raises(ValueError, match="conflicting"):
         records.merge([a, c])
+
+
+# --------------------------------------------------------------------------- real-world shapes
+
+
+def _fams(recs, *names):
+    return [r for r in recs if r["meta"]["family"] in names and r["alert"]["status"] == "firing"]
+
+
+def test_mix_is_mostly_no_action_with_hard_negatives(recs):
+    act = [r for r in recs if r["expect"]["lambda_function"]]
+    assert 0.2 < len(act) / len(recs) < 0.35
+    hard = _fams(recs, "flux-suspended", "flux-other", "prom-self", "target-other", "pod-other", "crash-other",
+                 "storage-other")
+    idle = [r for r in recs if not r["expect"]["lambda_function"]]
+    assert len(hard) > 0.3 * len(idle)
+    assert all(not r["expect"]["lambda_function"] for r in hard)
+
+
+def test_kube_state_metrics_flux_alerts_carry_the_exporters_labels(recs):
+    ksm = _fams(recs, "flux-ksm")
+    assert len(ksm) > 100
+    sizes = [len(r["alert"]["labels"]) for r in ksm]
+    assert max(sizes) >= 20 and sum(s >= 17 for s in sizes) > len(sizes) / 2
+    for r in ksm:
+        lab, exp = r["alert"]["labels"], r["expect"]
+        assert lab["job"] == "kube-state-metrics" and lab["pod"].startswith(lab["service"])  # KSM's own pod
+        if lab.get("suspended") in ("true", "True") or lab["customresource_kind"] not in (
+                "Kustomization", "HelmRelease", "GitRepository"):
+            assert exp["lambda_function"] is None
+        else:  # the object's namespace, never kube-state-metrics' own
+            assert exp["lambda_function"].startswith("flux-reconcile-"), r
+            assert exp["parameters"] == {"name": lab["name"], "namespace": lab["exported_namespace"]}
+            assert exp["sources"] == {"name": "name", "namespace": "exported_namespace"}
+
+
+def test_suspended_objects_need_no_action_whatever_says_so(recs):
+    op = _fams(recs, "flux-operator", "flux-ksm")
+    susp = [r for r in op if r["alert"]["labels"].get("suspended") in ("true", "True")]
+    live = [r for r in op if r["alert"]["labels"].get("suspended") in ("false", "False", None)
+            and r["alert"]["labels"].get("customresource_kind", r["alert"]["labels"].get("kind")) == "Kustomization"]
+    assert susp and all(r["expect"]["lambda_function"] is None for r in susp)
+    assert live and all(r["expect"]["lambda_function"] == "flux-reconcile-kustomization" for r in live)
+    named = _fams(recs, "flux-suspended")
+    styles = {r["meta"]["style"] for r in named}
+    assert {"named", "text", "progress"} <= styles
+    for r in named:
+        if r["meta"]["style"] == "text":
+            text = " ".join(r["alert"]["annotations"].values()).lower()
+            assert "suspend" in text or "paused" in text
+
+
+def test_prometheus_self_monitoring_vs_its_target_missing(recs):
+    selfmon = _fams(recs, "prom-self")
+    assert len(selfmon) > 50
+    assert all("pod" in r["alert"]["labels"] and r["expect"]["lambda_function"] is None for r in selfmon
+               if r["alert"]["labels"].get("container") == "prometheus")
+    down = [r for r in _fams(recs, "down") if r["meta"]["style"].startswith("targetdown")]
+    assert down and all(r["expect"]["lambda_function"] == "pod-check-status" for r in down)
+    assert all(set(r["expect"]["parameters"]) == {"namespace"} for r in down)
+    other = [r for r in _fams(recs, "target-other") if r["meta"]["style"].startswith("other-job")]
+    assert other and all(r["expect"]["lambda_function"] is None for r in other)
+    assert not {r["alert"]["labels"]["job"] for r in down} & {r["alert"]["labels"]["job"] for r in other}
+
+
+def test_crash_loops_outside_kubernetes_carry_a_pod_but_need_no_action(recs):
+    systemd = [r for r in _fams(recs, "crash-other") if r["meta"]["style"].startswith("systemd")]
+    assert any("pod" in r["alert"]["labels"] for r in systemd)
+    assert all(r["expect"]["lambda_function"] is None for r in systemd)
+    assert all(r["alert"]["labels"]["name"].split(".")[-1] in ("service", "timer", "mount") for r in systemd)
