@@ -297,6 +297,11 @@ def _satisfy(labels: dict[str, str], when: dict[str, Any]) -> dict[str, str] | N
             if cand is None:
                 return None
             out[k] = cand
+            if k == "job" and cand in _PROM_JOBS:  # the target is then Prometheus's own pod
+                for key, v in (("pod", f"prometheus-{cand.removesuffix('-prometheus')}-prometheus-0"),
+                               ("container", "prometheus"), ("service", cand), ("namespace", MONITORING)):
+                    if key in out:
+                        out[key] = v
     return out
 
 

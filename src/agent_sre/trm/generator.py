@@ -372,8 +372,12 @@ class Gen:
             reason = r.choice(w.FLUX_FAIL_REASONS.get(kind, ["ReconciliationFailed", "ArtifactFailed"]))
         else:
             reason = r.choice(w.FLUX_INFO_REASONS)
-        severity = "error" if failing and reason != "DependencyNotReady" else ("info" if r.random() < 0.8 else "error")
-        labels = {"alertname": f"Flux{kind}{reason}", "severity": severity, "reason": reason, "kind": kind,
+        severity = "error" if failing else ("info" if r.random() < 0.75 else "error")
+        # The provider names events Flux<Kind><Reason>; relabelled routes often shorten them, so the
+        # reason label (and severity) carry the meaning as well.
+        alertname = r.choices([f"Flux{kind}{reason}", f"Flux{kind}Event", f"Flux{reason}", f"{kind}{reason}"],
+                              weights=[60, 15, 15, 10])[0]
+        labels = {"alertname": alertname, "severity": severity, "reason": reason, "kind": kind,
                   "name": name, "namespace": ns,
                   "reportingcontroller": w.FLUX_CONTROLLERS.get(kind, "source-controller")}
         if r.random() < 0.5:
@@ -387,7 +391,7 @@ class Gen:
         ann = {"message": _fmt(w.FLUX_EVENT_TEXT[i], ctx)}
         if r.random() < 0.3:
             ann["summary"] = f"{kind} {ns}/{name}"
-        actionable = severity == "error" and failing and reason != "DependencyNotReady" and kind in self.f.kind_fn
+        actionable = severity == "error" and failing and kind in self.f.kind_fn
         expect = (runbook_expect(self.f.book, labels, entry=self.f.kind_entry[kind]) if actionable
                   else no_action_expect())
         return self.record(labels, ann, expect, family="flux-event", template=f"flux-event:{i}",
@@ -407,8 +411,13 @@ class Gen:
             ctx = {"kind": "CronJob", "kind_l": "cronjob", "name": app, "namespace": ns, "hours": r.randint(2, 48)}
         else:
             labels = {"kind": kind, "name": name, "exported_namespace": ns}
+            if how in ("progress", "named") and r.random() < 0.5:  # un-aggregated: the operator's own labels
+                labels.update(uid=f"{ng.rand_str(r, 8)}-{ng.rand_str(r, 4)}", **ex.flux_operator(r))
+                if r.random() < 0.6:
+                    labels["revision"] = f"main@sha1:{''.join(r.choice('0123456789abcdef') for _ in range(40))}"
             if how == "progress":
-                labels.update(ready="Unknown", reason="Progressing", suspended="False")
+                labels.update(ready="Unknown", reason=r.choice(["Progressing", "ProgressingWithRetry", "DependencyNotReady"]),
+                              suspended="False")
                 alertname = self.not_runbook_name(lambda: style_name(
                     [r.choice(["Flux", "Flux", ""]), r.choice(["Reconciliation", "Resource", kind]),
                      r.choice(w.FLUX_PROGRESS_WORDS)], r))
@@ -670,7 +679,7 @@ class Gen:
     def down(self) -> dict[str, Any]:
         r = self.r
         entry = self.f.down
-        shape = r.choices(["classic", "targetdown", "scraped"], weights=[40, 30, 30])[0]
+        shape = r.choices(["classic", "targetdown", "scraped"], weights=[30, 35, 35])[0]
         subject = re.findall(r"[A-Z][a-z]+", entry.alert)[0]  # PrometheusServiceDown -> Prometheus
         sl = subject.lower()
         if shape == "targetdown":  # `count by (job, namespace, service) (up == 0)`: no pod
@@ -1026,7 +1035,7 @@ class Gen:
 # family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
 MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2.5), ("flux", 5), ("crash", 6), ("volume", 6),
-       ("down", 5), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
+       ("down", 6), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
        ("pod_other", 5), ("crash_other", 6), ("storage_other", 4), ("exporter_alert", 14), ("heartbeat", 2),
        ("none", 12)]
 RESOLVED_SHARE = 0.07

@@ -186,8 +186,10 @@ COMPOSED_CONDS: dict[str, tuple[list[str], list[str]]] = {
                           "Scrape", "Query", "Wal", "Compaction", "Head", "Storage", "Federation", "Label",
                           "Sample", "Exemplar", "Target", "Relabel", "Ingestion", "Retention", "Block"],
                          ["Failures", "Failing", "Failed", "Errors", "Full", "Behind", "Slow", "Corrupted",
-                          "TooHigh", "High", "Missing", "Dropped", "Limit", "LimitHit", "Lag", "Invalid",
-                          "Rejected", "Truncated", "Duplicates", "Stale", "Timeout", "Overloaded"]),
+                          "TooHigh", "High", "Dropped", "Limit", "LimitHit", "Lag", "Invalid",
+                          "Rejected", "Truncated", "Duplicates", "Stale", "Timeout", "Overloaded", "Empty",
+                          "Large", "Exceeded", "Saturated", "Increasing", "Spiking", "Drift", "Unstable",
+                          "Flapping", "Growing", "Stuck", "Conflict", "Mismatch", "Errored", "Warnings"]),
 }
 # Hard negatives are drawn more often than the other no-action families.
 NONE_WEIGHTS = {"prometheus-other": 4, "podmisc": 2, "named": 2, "volume-other": 2, "secret": 2, "argo": 2}
@@ -225,7 +227,7 @@ FLUX_NOFN_KINDS = ["HelmRepository", "OCIRepository", "Bucket", "HelmChart", "Im
                    "ImageUpdateAutomation", "Receiver", "ResourceSet"]
 # Reasons a Flux object reports (Ready condition / events). Failures ask for a reconcile.
 FLUX_FAIL_REASONS = {
-    "Kustomization": ["ReconciliationFailed", "BuildFailed", "ArtifactFailed", "PruneFailed", "DependencyNotReady"],
+    "Kustomization": ["ReconciliationFailed", "BuildFailed", "ArtifactFailed", "PruneFailed"],
     "HelmRelease": ["UpgradeFailed", "InstallFailed", "ReconciliationFailed", "RollbackFailed", "TestFailed",
                     "ArtifactFailed", "ChartNotFound"],
     "GitRepository": ["GitOperationFailed", "ArtifactFailed", "AuthenticationFailed", "ReconciliationFailed",
@@ -352,8 +354,8 @@ SYSTEMD_UNITS = ["k3s.service", "k3s-agent.service", "kubelet.service", "contain
 DOCKER_SUBJECTS = ["Container", "Docker", "DockerContainer", "Cadvisor", "ContainerInstance"]
 DOCKER_CONDS = ["Killed", "Absent", "Restarting", "CrashLooping", "Crashed", "Exited", "Down", "Unhealthy",
                 "HighCpuUtilization", "HighMemoryUsage", "VolumeUsage", "HighThrottleRate"]
-PROCESS_CONDS = ["TooManyRestarts", "Restarted", "ProcessRestarting", "ProcessRestarts", "RestartLoop",
-                 "ProcessCrashed", "Restarting", "ProcessDown"]
+PROCESS_CONDS = ["TooManyRestarts", "Restarted", "ProcessRestarting", "ProcessRestarts", "RestartsHigh",
+                 "ProcessCrashed", "Restarting", "ProcessDown", "UptimeLow", "RecentlyRestarted"]
 CRASH_OTHER_TEXT = {
     "systemd": ["Systemd service {unit} has been restarting frequently on {instance}.",
                 "Service {unit} on host {instance} crashed.", "Systemd unit {unit} is in state {state}"],
@@ -421,12 +423,12 @@ EXPORTER_CONDS = [
     "TooManyConnections", "ReplicationLag", "ReplicationBroken", "SlowQueries", "HighMemoryUsage", "HighCpuUsage",
     "DiskFull", "DiskFillingUp", "OutOfSpace", "QueueFull", "QueueTooLong", "ConsumerLag", "NotHealthy", "Unhealthy",
     "Degraded", "Failed", "Failure", "Failing", "SyncFailed", "SyncError", "NotSynced", "OutOfSync", "NotReady",
-    "Restarted", "Restarting", "TooManyRestarts", "CrashLoop", "Crashed", "Stale", "Missing", "Absent",
+    "Restarted", "Restarting", "TooManyRestarts", "Stale", "Missing", "Absent",
     "ConfigReloadFailed", "ReconcileErrors", "BackupFailed", "SnapshotFailed", "CertificateExpiring",
     "TemperatureHigh", "OnBattery", "LowBattery", "PoolDegraded", "ClusterRed", "ClusterYellow", "Deadlocks",
     "RejectedConnections", "SplitBrain", "LeaderChanges", "NoLeader", "RateLimited", "Throttled", "Timeouts",
     "5xxErrors", "4xxErrors", "SslCertExpiring", "ProbeFailed", "SlowProbe", "PacketLoss", "HighRtt",
-    "InstanceDown", "ServiceDown", "JobFailed", "LastBuildFailed", "TasksFailing", "PvcFull", "VolumeFull",
+    "InstanceDown", "ServiceDown", "JobFailed", "LastBuildFailed", "TasksFailing", "DiskUsageHigh", "StorageFull",
 ]
 EXPORTER_TEXT = [
     "{subject} instance {instance}: {cond_l}",
