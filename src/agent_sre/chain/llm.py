@@ -7,8 +7,7 @@ function, invalid arguments, no tool call — makes the stage fall through with 
 from __future__ import annotations
 
 from ..alerts import Alert
-from ..decision import Decision
-from .base import Abstain
+from ..decision import Abstain, Decision
 
 
 class LLMStage:

@@ -6,8 +6,7 @@ import logging
 
 from .. import catalog
 from ..alerts import Alert
-from ..chain.base import Abstain
-from ..decision import Decision, InvalidProposal, Method, validated
+from ..decision import Abstain, Decision, InvalidProposal, Method, validated
 from . import prompt
 from .client import CircuitOpen, LLMClient, LLMUnavailable
 from .parse import MalformedCall
