@@ -240,34 +240,46 @@ def train(
     export: Optional[Path] = typer.Option(None, "--export",
                                           help="where to write the exported model (default OUTPUT_DIR/model); "
                                                "without --training-data: re-export OUTPUT_DIR's checkpoint there"),
-    preset: str = typer.Option("cpu", help="cpu (trains on 2 CPU cores in minutes) | paper (~7M network, GPU)"),
+    preset: str = typer.Option("cpu", help="cpu (trains on 2 CPU cores in minutes) | paper (the paper's network "
+                                          "and recipe, GPU) | tiny (tests)"),
     seed: int = typer.Option(0),
-    epochs: int = typer.Option(4),
-    lr: float = typer.Option(2e-3),
-    batch_size: int = typer.Option(64),
+    epochs: Optional[int] = typer.Option(None, help="default: the preset's"),
+    lr: Optional[float] = typer.Option(None, help="default: the preset's"),
+    batch_size: Optional[int] = typer.Option(None, help="default: the preset's"),
     device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on CUDA)"),
     threads: int = typer.Option(1, help="torch CPU threads"),
     mask_padding: bool = typer.Option(False, help="attention ignores padding and batches are cut to their longest "
                                                   "alert (about 2x faster inference; off in the shipped model)"),
+    select: bool = typer.Option(True, help="keep the epoch that lets the fewest wrong remediations through the "
+                                           "gate on validation"),
+    calibrate_threshold: bool = typer.Option(True, help="record the lowest stage threshold (>= 0.9) at which no "
+                                                        "wrong remediation passes the gate on validation"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
 ) -> None:
-    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
+    """Train the TRM, select and check it on validation, evaluate it on the held-out split and export it
+    (safetensors + ONNX graph + config + tokenizer)."""
+    from .trm.config import _PRESETS
     from .trm.evaluate import format_report
-    from .trm.recipe import reexport, train_from_jsonl
+    from .trm.recipe import format_summary, reexport, train_from_jsonl
 
     if not training_data:
         if export is None:
             raise typer.BadParameter("give --training-data to train, or --export to re-export a checkpoint")
         typer.echo(f"exported {reexport(output_dir, export)}")
         return
+    if preset not in _PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; choose from {sorted(_PRESETS)}")
     m = train_from_jsonl([str(p) for p in training_data], output_dir, preset=preset, seed=seed, epochs=epochs,
                          lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
                          model_overrides={"mask_padding": True} if mask_padding else None,
-                         split_by=split_by, export_dir=export, progress=True)
+                         split_by=split_by, export_dir=export, progress=True, select=select,
+                         calibrate_threshold=calibrate_threshold)
+    model_dir = export or output_dir / "model"
     typer.echo(format_report(m["test"], f"held-out by {split_by}"))
-    typer.echo(f"model: {export or output_dir / 'model'} ({m['model']['params']:,} parameters, preset {preset}, "
-               f"seed {seed}); metrics and plots in {output_dir}")
+    typer.echo(f"model: {model_dir} ({m['model']['params']:,} parameters, preset {preset}, seed {seed}); "
+               f"metrics and plots in {output_dir}")
+    typer.echo(format_summary(m, model_dir))
 
 
 @app.command()
@@ -331,12 +343,22 @@ def dataset_generate(
     output: Path = typer.Option(Path("data/training.jsonl"), "--output", "-o"),
     n: int = typer.Option(20000, "--n", help="number of examples"),
     seed: int = typer.Option(0),
+    runbook_path: Optional[Path] = typer.Option(None, "--runbook", help="runbook YAML (default: RUNBOOK_PATH or "
+                                                                         "the packaged runbook)"),
 ) -> None:
     """Expand the runbook into varied training alerts (combine with collected data via `merge`)."""
     from . import runbook
     from .trm.generator import generate
 
-    records = generate(runbook.load(), n=n, seed=seed)
+    if runbook_path is not None and not runbook_path.is_file():
+        raise typer.BadParameter(f"no runbook at {runbook_path}")
+    import yaml
+
+    try:
+        book = runbook.load(runbook_path)
+    except (ValueError, yaml.YAMLError) as e:  # schema or YAML error: name the file
+        raise typer.BadParameter(f"{runbook_path or 'runbook'}: {e}") from None
+    records = generate(book, n=n, seed=seed)
     typer.echo(f"wrote {_write_jsonl(output, records)} examples to {output} (seed {seed})")
 
 

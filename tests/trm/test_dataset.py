@@ -209,3 +209,46 @@ def test_crash_loops_outside_kubernetes_carry_a_pod_but_need_no_action(recs):
     assert any("pod" in r["alert"]["labels"] for r in systemd)
     assert all(r["expect"]["lambda_function"] is None for r in systemd)
     assert all(r["alert"]["labels"]["name"].split(".")[-1] in ("service", "timer", "mount") for r in systemd)
+
+
+def test_generate_cli_takes_a_runbook_and_teaches_its_own_entries(tmp_path):
+    """An operator's entry (not a shape the generator knows) gets generated variants answered by the
+    runbook; the packaged entries keep their shapes."""
+    from typer.testing import CliRunner
+
+    from agent_sre.cli import app
+
+    book = rb.default_path().read_text() + """
+  - alert: MyAppStuck
+    description: My app stopped processing; restart its deployment.
+    when:
+      - match: {}
+        plan:
+          - function: pod-restart
+            parameters:
+              name: [deployment]
+              namespace: [namespace]
+              type: {value: deployment}
+"""
+    path = tmp_path / "runbook.yaml"
+    path.write_text(book)
+    out = tmp_path / "gen.jsonl"
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(path), "--n", "600", "--seed", "2",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    recs = records.read_jsonl(out)
+    mine = [x for x in recs if x["meta"]["family"] == "custom-MyAppStuck" and x["alert"]["status"] == "firing"]
+    assert len(mine) > 5
+    for x in mine:
+        lab = x["alert"]["labels"]
+        assert x["expect"]["lambda_function"] == "pod-restart"
+        assert x["expect"]["parameters"] == {"name": lab["deployment"], "namespace": lab["namespace"],
+                                             "type": "deployment"}
+    assert any(x["alert"]["labels"]["alertname"] != "MyAppStuck" for x in mine)  # variants of the name
+    assert any(x["meta"]["family"] == "crash" for x in recs)  # the packaged shapes are still there
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("alerts: [{alert: X, when: [{plan: [{function: no-such-function}]}]}]")
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(bad), "-o", str(tmp_path / "x.jsonl")])
+    assert r.exit_code != 0 and "no-such-function" in r.output
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(tmp_path / "missing.yaml")])
+    assert r.exit_code != 0 and "no runbook at" in r.output

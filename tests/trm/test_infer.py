@@ -158,8 +158,41 @@ def test_train_from_jsonl_end_to_end(tmp_path):
     assert split_info["seed"] == 0 and split_info["sizes"] == m["sizes"]
     assert m["test"]["n"] == m["sizes"]["test"] > 0
     p = load_predictor(out / "model")
-    assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
-    assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
+    assert p.tok.seq_len == 64 and p.tok.max_labels == 24 and p.meta["catalog_hash"] == catalog.catalog_hash()
+    assert p.meta["tokenizer"]["words"] and p.tok.key_rank  # vocabulary and label ranking travel with the model
+    assert p.threshold() == m["validation"]["threshold"] >= 0.9
+
+
+def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
+    """Every epoch is scored on validation (wrong remediations past the gate, then exact); the export is
+    the selected epoch, its threshold the lowest at which validation lets nothing wrong through, and the
+    summary says so — or warns."""
+    from agent_sre.trm.evaluate import THRESHOLDS
+    from agent_sre.trm.recipe import format_summary, train_from_jsonl
+
+    data = tmp_path / "gen.jsonl"
+    ds.write_jsonl(data, generate(n=400, seed=6))
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=2, batch_size=64, progress=True)
+    sel = m["selection"]
+    assert [s["epoch"] for s in sel] == [1, 2]
+    best = max(sel, key=lambda s: tuple(s["score"]))
+    assert m["model"]["selected_epoch"] == best["epoch"]
+    assert all(s["score"] == [-s["val_wrong_past_gate"], s["val_exact"]] or
+               s["score"][0] == -s["val_wrong_past_gate"] for s in sel)
+    v = m["validation"]
+    assert v["threshold"] in THRESHOLDS and v["chosen"]["threshold"] == v["threshold"]
+    if v["safe"]:
+        assert v["chosen"]["wrong_allowed"] == 0
+        assert all(a["wrong_allowed"] > 0 for a in v["at"] if a["threshold"] < v["threshold"])
+    else:
+        assert all(a["wrong_allowed"] > 0 for a in v["at"])
+    text = format_summary(m, tmp_path / "out" / "model")
+    assert f"MODEL_PATH={tmp_path / 'out' / 'model'}" in text and "validation (" in text
+    assert ("NOT SAFE ON VALIDATION" in text) is (not v["safe"])
+    unsafe = {**m, "validation": {**v, "safe": False}}
+    assert "NOT SAFE ON VALIDATION" in format_summary(unsafe, tmp_path)
+    err = capsys.readouterr().err  # not a terminal: readable progress lines, one per epoch at least
+    assert "epoch 1/2 done, optimizer step" in err and "epoch 2/2 done" in err and "\r" not in err
 
 
 def test_backend_choice_and_its_reasons(model_dir, tmp_path):

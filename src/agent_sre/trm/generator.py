@@ -64,6 +64,7 @@ class Facts:
     down: rb.Entry | None = None
     volume: rb.Entry | None = None
     heartbeat: list[rb.Entry] = field(default_factory=list)
+    custom: list[rb.Entry] = field(default_factory=list)  # the operator's own entries: generated generically
 
     @classmethod
     def from_runbook(cls, book: rb.Runbook) -> "Facts":
@@ -81,12 +82,14 @@ class Facts:
                     for k in want if isinstance(want, list) else [want]:
                         if k:
                             f.kind_fn.setdefault(k, c.plan[0].function)
-            elif fns[0] == "pod-restart":
+            elif fns[0] == "pod-restart" and f.crash is None and _reads(e, "pod"):
                 f.crash = e
-            elif fns[0] == "pod-check-status":
+            elif fns[0] == "pod-check-status" and f.down is None:
                 f.down = e
-            elif fns[0] == "check-pvc-status":
+            elif fns[0] == "check-pvc-status" and f.volume is None and _reads(e, "persistentvolumeclaim"):
                 f.volume = e
+            else:
+                f.custom.append(e)
         # Which entry answers a kind-specific alert name that carries no kind label.
         for kind, fn in f.kind_fn.items():
             for e in book.alerts:
@@ -99,7 +102,14 @@ class Facts:
                 if f.dispatch_entry and runbook_expect(book, {"name": "x", "namespace": "y"},
                                                        entry=f.dispatch_entry)["lambda_function"] == fn:
                     f.kind_entry[kind] = f.dispatch_entry
+        f.custom = [e for e in f.custom if e is not f.dispatch_entry and e not in f.kind_entry.values()]
         return f
+
+
+def _reads(entry: rb.Entry, key: str) -> bool:
+    """Whether the entry's first plan step reads a parameter from label ``key``."""
+    step = next((c.plan[0] for c in entry.when if c.plan), None)
+    return step is not None and any(key in src.labels for src in step.parameters.values())
 
 
 # --------------------------------------------------------------------------- annotation styles
@@ -919,6 +929,60 @@ class Gen:
         ann, tmpl, style = self.styled("exporter", w.EXPORTER_TEXT, ["{subject} {cond_l}"], labels, ctx, area="general")
         return self.record(labels, ann, no_action_expect(), family="exporter", template=tmpl, style=style)
 
+    # -- the operator's own runbook entries --------------------------------------------------------
+    def label_value(self, key: str, app: str, ns: str) -> str:
+        r = self.r
+        if "namespace" in key:
+            return ns
+        if key in ("pod", "exported_pod"):
+            return ng.pod(r, app)[0]
+        if key == "persistentvolumeclaim":
+            return ng.pvc(r, app)
+        if key == "node":
+            return ng.node(r)
+        if key == "instance":
+            return ng.instance(r)
+        return app
+
+    def custom(self) -> dict[str, Any]:
+        """An alert of one of the operator's own entries (not a shape the generator knows): the
+        entry's name (or a light variant), the labels a case matches and its parameters read, with
+        scrape labels and annotations around them; the answer is the runbook's."""
+        r, f = self.r, self.f
+        e = r.choice(f.custom)
+        case = r.choice(e.when)
+        app, ns = ng.app(r), ng.namespace(r)
+        labels: dict[str, str] = {}
+        shape = r.choice(["ksm", "exporter", "plain"])
+        if shape == "ksm":
+            labels.update(ex.ksm(r))
+        elif shape == "exporter":
+            labels.update(ex.app_exporter(r, f"{app}-exporter"))
+        for step in case.plan[:1]:
+            for src in step.parameters.values():
+                if src.labels:
+                    key = src.labels[0] if r.random() < 0.8 else r.choice(src.labels)
+                    labels[key] = self.label_value(key, app, ns)
+        for key, want in case.match.items():
+            vals = [v for v in (want if isinstance(want, list) else [want]) if v]
+            if vals:
+                labels[key] = r.choice(vals)
+            elif key in labels:  # the case wants the label absent
+                del labels[key]
+        name = r.choice(e.names)
+        if r.random() < 0.35:  # a variant of the name, as another rule file would write it
+            name = style_name([r.choice(["", "", "Kube", "K8s", "App"]), name,
+                               r.choice(["", "Critical", "Warning", "Alert", ""])], r)
+        labels["alertname"] = name
+        self.finish(labels)
+        ctx = {"app": app, "namespace": ns}
+        sentences = [s for s in (e.description, "{alertname} is firing for {app} in {namespace}",
+                                 "{app} ({namespace}): " + title_words(e.alert).lower()) if s]
+        ann, tmpl, style = self.styled(f"custom-{e.alert}", sentences, [e.description or title_words(e.alert)],
+                                       labels, ctx)
+        expect = runbook_expect(f.book, labels, entry=e)
+        return self.record(labels, ann, expect, family=f"custom-{e.alert}", template=tmpl, style=f"{shape}:{style}")
+
     # -- heartbeat and no-action families --------------------------------------------------------
     def heartbeat(self) -> dict[str, Any]:
         r = self.r
@@ -1050,7 +1114,10 @@ def generate(book: rb.Runbook | None = None, n: int = 20000, seed: int = 0) -> l
         raise ValueError(f"runbook lacks entries the generator expects (flux kind dispatch, {missing})")
     rng = random.Random(seed)
     gen = Gen(facts, rng)
-    names, weights = zip(*MIX)
+    mix = list(MIX)
+    if facts.custom:  # the operator's entries: about 2.5% of the records each
+        mix.append(("custom", min(15.0, 2.5 * len(facts.custom))))
+    names, weights = zip(*mix)
     makers: list[Callable[[], dict[str, Any]]] = [getattr(gen, name) for name in names]
     out = []
     for _ in range(n):

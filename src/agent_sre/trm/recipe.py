@@ -15,8 +15,9 @@ from .. import catalog
 from . import artifact
 from .checkpoint import export, load_exported, model_from_checkpoint
 from .records import merge, split
-from .encoding import Tokenizer, default_priority_keys
-from .evaluate import evaluate_records, plot_confusion, plot_reliability
+from .encoding import Tokenizer, default_priority_keys, label_relevance
+from .evaluate import (THRESHOLDS, decision_rows, evaluate_records, pick_threshold, plot_confusion, plot_reliability,
+                       safety)
 from .infer import load_predictor
 from .model import TRMConfig
 from .train import TrainConfig, train
@@ -32,22 +33,54 @@ def encode_records(tok: Any, records: Iterable[dict[str, Any]]) -> tuple[torch.T
     return torch.tensor(X, dtype=torch.long), torch.tensor(Y, dtype=torch.long)
 
 
-# The recipe of the shipped model, measured on 2 shared CPU cores: the cpu preset (hidden 64, 4 heads,
-# at most 4 supervision steps), L = 40, cosine lr 2e-3, EMA 0.995, 4 epochs (24,000 generated
-# records, seed 1: about 6 minutes of training).
-CPU_TRAIN_DEFAULTS: dict[str, Any] = {"schedule": "cosine", "ema_decay": 0.995, "warmup_steps": 50}
+# Each preset's training recipe (``TrainConfig`` fields; arguments of ``train_from_jsonl`` override them).
+# cpu: measured on 2 shared CPU cores — AdamW, cosine lr 2e-3 after 50 warm-up steps, batch 64, EMA
+#      0.995, 4 epochs, gradient clipping at 1.0: minutes on a laptop-class CPU.
+# paper: the reference recipe (config/cfg_pretrain.yaml of the official code) — AdamATan2, lr 1e-4
+#      constant after 2,000 warm-up steps, betas (0.9, 0.95), weight decay 0.1, global batch 768,
+#      plain EMA 0.999, stablemax cross-entropy, no gradient clipping, bf16 on CUDA. For a GPU.
+# tiny: unit tests.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(lr=2e-3, epochs=4, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=50),
+    "paper": dict(lr=1e-4, epochs=100, batch_size=768, schedule="constant", warmup_steps=2000, weight_decay=0.1,
+                  betas=(0.9, 0.95), ema_decay=0.999, ema_warmup=False, grad_clip=None, loss="stablemax",
+                  optimizer="adamatan2"),
+    "tiny": dict(lr=2e-3, epochs=2, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=20),
+}
+SEQ_LEN = 64  # grid length: the labels of a 21-label kube-state-metrics alert leave ~30 annotation words
+MAX_LABELS = 24  # label positions; beyond, the runbook's keys then the most decision-relevant ones
+
+
+def validation_selector(tok: Tokenizer, records: list[dict[str, Any]], threshold: float):
+    """``select_fn`` for ``train``: score an EMA snapshot on validation records by the wrong remediations
+    that would pass the gate at ``threshold`` (fewer is better), then exact decisions."""
+    from .infer import Predictor, TorchTRM
+
+    def select(model: Any) -> tuple[tuple[float, ...], dict[str, Any]]:
+        rows = decision_rows(Predictor(TorchTRM(model), tok), records)
+        s = safety(rows, threshold)
+        exact = sum(r["right"] for r in rows) / max(1, len(rows))
+        return (-s["wrong_allowed"], exact), {"val_wrong_past_gate": s["wrong_allowed"], "val_exact": round(exact, 5)}
+
+    return select
 
 
 def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: str | Path, *, preset: str = "cpu",
-                     seed: int = 0, split_by: str = "name", epochs: int = 4, lr: float = 2e-3,
-                     batch_size: int = 64, max_steps: int | None = None, threshold: float = 0.9,
+                     seed: int = 0, split_by: str = "name", epochs: int | None = None, lr: float | None = None,
+                     batch_size: int | None = None, max_steps: int | None = None, threshold: float = 0.9,
                      num_threads: int | None = 1, progress: bool = False,
                      extra_eval: dict[str, list[dict[str, Any]]] | None = None,
-                     model_overrides: dict[str, Any] | None = None, seq_len: int = 40,
+                     model_overrides: dict[str, Any] | None = None, seq_len: int = SEQ_LEN,
+                     max_labels: int = MAX_LABELS, select: bool = True, calibrate_threshold: bool = True,
                      resume: bool = False, export_dir: str | Path | None = None,
                      **train_overrides: Any) -> dict[str, Any]:
     """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
     (by alert name and template by default) and export the model with its tokenizer and catalog hash.
+
+    ``select``: keep the epoch whose EMA weights let the fewest wrong remediations through the gate on
+    validation (then the most exact). ``calibrate_threshold``: the export's stage threshold is the
+    lowest of ``evaluate.THRESHOLDS`` (>= ``threshold``) at which no wrong remediation passes the gate
+    on validation; ``metrics["validation"]["safe"]`` says whether one exists.
 
     Writes into ``output_dir``: ``model/`` (the export with its ONNX graph, or ``export_dir``),
     ``metrics.json``, ``confusion.png``, ``reliability.png``, ``split.json`` and the training run
@@ -61,36 +94,73 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps({**sp.info, "records": len(records),
                                                  "data": [str(p) for p in paths]}, indent=2))
-    tok = Tokenizer.build([r["alert"] for r in sp.train], seq_len=seq_len, priority_keys=default_priority_keys())
+    tok = Tokenizer.build([r["alert"] for r in sp.train], seq_len=seq_len, priority_keys=default_priority_keys(),
+                          max_labels=max_labels, relevance=label_relevance(sp.train))
     Xt, Yt = encode_records(tok, sp.train)
     Xv, Yv = encode_records(tok, sp.val)
     t_enc = time.time() - t0
     mc = TRMConfig.preset(preset, seq_len=tok.seq_len, feature_vocab=tok.feature_vocab, n_out=tok.space.n_out,
                           **(model_overrides or {}))
-    tkw = {**(CPU_TRAIN_DEFAULTS if preset == "cpu" else {}), **train_overrides}
-    tc = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
-                     num_threads=num_threads, **tkw)
-    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress, resume=resume)
+    given = {"lr": lr, "epochs": epochs, "batch_size": batch_size}
+    tkw = {**TRAIN_PRESETS.get(preset, {}), **{k: v for k, v in given.items() if v is not None}, **train_overrides}
+    tc = TrainConfig(seed=seed, max_steps=max_steps, num_threads=num_threads, **tkw)
+    selector = validation_selector(tok, sp.val, threshold) if select and sp.val else None
+    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress, resume=resume,
+               select_fn=selector)
     ema, _cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
-    extra = {"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(), "labels": tok.space.classes,
-             "split": sp.info, "seed": seed, "preset": preset, "threshold": threshold}
     model_dir = Path(export_dir) if export_dir else out / "model"
+    extra = {"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(), "labels": tok.space.classes,
+             "split": sp.info, "seed": seed, "preset": preset, "threshold": threshold,
+             "selected_epoch": tm.get("selected_epoch")}
     export(ema, mc, model_dir, extra=extra)
     pred = load_predictor(model_dir)  # the served path: the ONNX graph written (and checked) by export
+    val_rows = decision_rows(pred, sp.val)
+    chosen, safe = pick_threshold(val_rows, floor=threshold) if calibrate_threshold else (
+        threshold, safety(val_rows, threshold)["wrong_allowed"] == 0)
+    if chosen != threshold:  # record the validated threshold with the model (the stage reads it)
+        export(ema, mc, model_dir, extra={**extra, "threshold": chosen, "threshold_from": "validation"})
+        pred = load_predictor(model_dir)
     metrics: dict[str, Any] = {"train": {k: v for k, v in tm.items() if isinstance(v, (int, float))},
                                "sizes": sp.info["sizes"], "encode_s": t_enc,
-                               "model": {"preset": preset, "seq_len": tok.seq_len,
+                               "model": {"preset": preset, "seq_len": tok.seq_len, "max_labels": tok.max_labels,
                                          "feature_vocab": list(tok.feature_vocab), "n_out": tok.space.n_out,
-                                         "params": int(sum(p.numel() for p in ema.parameters()))}}
-    test = evaluate_records(pred, sp.test, threshold=threshold)
+                                         "params": int(sum(p.numel() for p in ema.parameters())),
+                                         "threshold": chosen, "selected_epoch": tm.get("selected_epoch")},
+                               "selection": tm.get("selection", []),
+                               "validation": {"n": len(val_rows), "threshold": chosen, "safe": safe,
+                                              "chosen": safety(val_rows, chosen),
+                                              "at": [safety(val_rows, t) for t in THRESHOLDS]}}
+    test = evaluate_records(pred, sp.test, threshold=chosen)
+    test["through_gate"] = safety(decision_rows(pred, sp.test), chosen)
     metrics["test"] = test
     plot_confusion(test, out / "confusion.png", title=f"held-out ({split_by}) test")
     plot_reliability(test, out / "reliability.png", title=f"held-out ({split_by}) test")
     for name, recs in (extra_eval or {}).items():
-        metrics[name] = evaluate_records(pred, recs, threshold=threshold)
+        metrics[name] = evaluate_records(pred, recs, threshold=chosen)
     metrics["wall_s"] = time.time() - t0
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
+
+
+def format_summary(m: dict[str, Any], model_dir: Path) -> str:
+    """What ``agent-sre train`` prints last: the gate figures on validation, the held-out test, and how
+    to use the model — or, loudly, that validation still lets a wrong remediation through."""
+    v, t = m["validation"], m["test"]["through_gate"]
+    at = v["chosen"]
+    lines = [f"validation ({v['n']} alerts), stage threshold {v['threshold']}: {at['allowed']} remediations pass "
+             f"the gate, {at['wrong_allowed']} of them wrong; {at['actionable_exact_decided']}/{at['actionable']} "
+             f"actionable alerts decided exactly",
+             f"held-out test ({t['n']} alerts), threshold {t['threshold']}: {t['allowed']} remediations pass the gate, "
+             f"{t['wrong_allowed']} of them wrong; {t['actionable_exact_decided']}/{t['actionable']} actionable "
+             f"alerts decided exactly",
+             f"selected epoch {m['model'].get('selected_epoch')} of {m['train'].get('epochs_completed')}"]
+    if not v["safe"]:
+        lines.append("WARNING: NOT SAFE ON VALIDATION — at every threshold up to "
+                     f"{v['threshold']} a wrong remediation passes the gate. Do not run this model in execute "
+                     "mode; retrain (another seed, more data) or keep the packaged model.")
+    lines.append(f"use it: MODEL_PATH={model_dir} agent-sre serve   "
+                 f"(check first: agent-sre evaluate --model {model_dir} --data <records>)")
+    return "\n".join(lines)
 
 
 def reexport(source: str | Path, export_dir: str | Path) -> Path:
