@@ -240,7 +240,7 @@ def _line(name: str, s: dict[str, Any]) -> str:
 
 def make_method(name: str, args: argparse.Namespace, train: list[dict[str, Any]] | None) -> bl.BenchMethod:
     if name == "trm":
-        from agent_sre.chain.trm import default_model_path
+        from agent_sre.trm.infer import default_model_path
 
         return bl.TRMMethod(args.model or default_model_path(), name="trm")
     if name == "tfidf":
@@ -254,6 +254,16 @@ def make_method(name: str, args: argparse.Namespace, train: list[dict[str, Any]]
     if name == "rules":
         return bl.RulesMethod()
     raise SystemExit(f"unknown method {name!r}")
+
+
+def stage_threshold(m: bl.BenchMethod, explicit: float | None) -> float:
+    """The threshold a method is judged at: ``explicit``, else the TRM's own (recorded with the model,
+    as its chain stage uses it), else 0.9."""
+    if explicit is not None:
+        return explicit
+    if isinstance(m, bl.TRMMethod):
+        return m.base.threshold()
+    return 0.9
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -272,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             train = split(train, seed=0, by="name").train
     out: dict[str, Any] = {"info": {**info, "alerts": len(cases), "labelled_alerts": len(scored)},
-                           "threshold": args.threshold, "methods": {}}
+                           "methods": {}}
     for name in args.methods.split(","):
         m = make_method(name, args, train)
         t0 = time.perf_counter()
@@ -280,13 +290,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(0, len(cases), 256):
             preds.extend(m.predict_batch([c["alert"] for c in cases[i:i + 256]]))
         dt = time.perf_counter() - t0
-        rows = score(scored, [p for c, p in zip(cases, preds) if c["labelled"]], args.threshold)
-        rep = report(rows, args.threshold)
+        thr = stage_threshold(m, args.threshold)
+        rows = score(scored, [p for c, p in zip(cases, preds) if c["labelled"]], thr)
+        rep = report(rows, thr)
         unl = [p for c, p in zip(cases, preds) if not c["labelled"]]
-        rep["unlabelled"] = {"n": len(unl), "remediate": sum(p.fn is not None and p.confidence >= args.threshold
-                                                             for p in unl)}
+        rep["unlabelled"] = {"n": len(unl), "remediate": sum(p.fn is not None and p.confidence >= thr for p in unl)}
         rep["seconds"] = dt
+        rep["threshold"] = thr
         out["methods"][name] = rep
+        print(f"{name}: threshold {thr}")
         print(_line(name, rep["raw"]))
         print(_line(name + " (dedup)", rep["dedup"]))
         if args.verbose:
@@ -307,7 +319,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--train-split", action="store_true",
                     help="fit TF-IDF on the training split of --data only (as the TRM is trained)")
     ap.add_argument("--methods", default="trm,chain")
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="stage threshold for every method (default: the TRM's own, 0.9 for the others)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="store_true", help="print every mis-decided alert")
     return run(ap.parse_args(argv))
