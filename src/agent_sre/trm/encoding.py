@@ -245,9 +245,10 @@ class Tokenizer:
     def build(cls, alerts: Iterable[Mapping[str, Any] | Alert], *, seq_len: int = 48, min_count: int = 2,
               max_words: int = 6000, max_value_cardinality: int = 64,
               priority_keys: Iterable[str] = (), max_labels: int = MAX_LABELS,
-              relevance: Mapping[str, float] | None = None) -> "Tokenizer":
+              relevance: Mapping[str, float] | None = None, frequent_value: int = 20) -> "Tokenizer":
         """Vocabulary from training alerts: alertname and annotation words, label keys, and the values
-        of low-cardinality labels (kind, severity, job, ...). ``relevance`` (``label_relevance`` of the
+        of low-cardinality labels (kind, severity, ...) and the values seen at least ``frequent_value``
+        times of the others (``job=kube-state-metrics``). ``relevance`` (``label_relevance`` of the
         training records) ranks label keys for the ``max_labels`` budget. Deterministic: sorted by
         count, then text."""
         word_count: Counter[str] = Counter()
@@ -269,6 +270,8 @@ class Tokenizer:
         for k, c in values.items():
             if len(c) <= max_value_cardinality:
                 word_count.update(c)
+            else:  # a many-valued key (job, service): its frequent values still say something
+                word_count.update({v: n for v, n in c.items() if n >= frequent_value})
         ranked = sorted((w for w, n in word_count.items() if n >= min_count), key=lambda w: (-word_count[w], w))
         words = {w: RESERVED + i for i, w in enumerate(ranked[:max_words])}
         ranked_keys = sorted((k for k, n in key_count.items() if n >= min_count), key=lambda k: (-key_count[k], k))

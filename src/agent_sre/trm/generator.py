@@ -382,11 +382,8 @@ class Gen:
             reason = r.choice(w.FLUX_FAIL_REASONS.get(kind, ["ReconciliationFailed", "ArtifactFailed"]))
         else:
             reason = r.choice(w.FLUX_INFO_REASONS)
-        severity = "error" if failing else ("info" if r.random() < 0.75 else "error")
-        # The provider names events Flux<Kind><Reason>; relabelled routes often shorten them, so the
-        # reason label (and severity) carry the meaning as well.
-        alertname = r.choices([f"Flux{kind}{reason}", f"Flux{kind}Event", f"Flux{reason}", f"{kind}{reason}"],
-                              weights=[60, 15, 15, 10])[0]
+        severity = "error" if failing else "info"  # Flux reports failures as errors, the rest as info
+        alertname = f"Flux{kind}{reason}" if r.random() < 0.8 else f"{kind}{reason}"
         labels = {"alertname": alertname, "severity": severity, "reason": reason, "kind": kind,
                   "name": name, "namespace": ns,
                   "reportingcontroller": w.FLUX_CONTROLLERS.get(kind, "source-controller")}
@@ -600,7 +597,7 @@ class Gen:
         parts = [r.choice(CRASH_PREFIX), r.choice(CRASH_SUBJECT), r.choice(CRASH_COND)]
         alertname = style_name(parts, r)
         labels = {"alertname": alertname, "pod": pod, "namespace": ns}
-        shape = r.choice(["ksm", "ksm", "aggregated", "plain"])
+        shape = r.choices(["ksm", "aggregated", "plain"], weights=[40, 25, 35])[0]
         if shape == "ksm":  # a kube-state-metrics series: the object's namespace/pod, KSM's job/service
             labels.update(container=container, uid=f"{ng.rand_str(r, 8)}-{ng.rand_str(r, 4)}-{ng.rand_str(r, 4)}",
                           **ex.ksm(r))
@@ -1098,8 +1095,8 @@ class Gen:
 
 # family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
-MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2.5), ("flux", 5), ("crash", 6), ("volume", 6),
-       ("down", 6), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
+MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2), ("flux", 5), ("crash", 9), ("volume", 7),
+       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
        ("pod_other", 5), ("crash_other", 6), ("storage_other", 4), ("exporter_alert", 14), ("heartbeat", 2),
        ("none", 12)]
 RESOLVED_SHARE = 0.07
