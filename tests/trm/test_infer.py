@@ -164,7 +164,7 @@ def test_train_from_jsonl_end_to_end(tmp_path):
 
 
 def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
-    """Every epoch is scored on validation (wrong remediations past the gate, then exact); the export is
+    """Every epoch is scored on validation (safe threshold, wrong past the gate, decided right); the export is
     the selected epoch, its threshold the lowest at which validation lets nothing wrong through, and the
     summary says so — or warns."""
     from agent_sre.trm.evaluate import THRESHOLDS
@@ -177,8 +177,9 @@ def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
     assert [s["epoch"] for s in sel] == [1, 2]
     best = max(sel, key=lambda s: tuple(s["score"]))
     assert m["model"]["selected_epoch"] == best["epoch"]
-    assert all(s["score"] == [-s["val_wrong_past_gate"], s["val_exact"]] or
-               s["score"][0] == -s["val_wrong_past_gate"] for s in sel)
+    for s in sel:  # safe first, then fewest wrong past the gate, then most decided right
+        assert s["score"] == [float(s["val_safe"]), -s["val_wrong_past_gate"], s["val_right_decided"]]
+        assert s["val_threshold"] in THRESHOLDS
     v = m["validation"]
     assert v["threshold"] in THRESHOLDS and v["chosen"]["threshold"] == v["threshold"]
     if v["safe"]:

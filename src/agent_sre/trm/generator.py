@@ -409,7 +409,7 @@ class Gen:
         r = self.r
         kind = self.flux_kind(nofn=0.1)
         name, ns = self.flux_target()
-        how = r.choices(["named", "text", "progress", "cronjob"], weights=[40, 35, 15, 10])[0]
+        how = r.choices(["named", "text", "progress", "cronjob"], weights=[35, 30, 25, 10])[0]
         if how == "cronjob":
             app = ng.app(r)
             labels = {"cronjob": app, "namespace": ns, **ex.ksm(r)}
@@ -733,10 +733,13 @@ class Gen:
     def prom_self(self) -> dict[str, Any]:
         r = self.r
         labels = ex.prometheus(r)
-        if r.random() < 0.5:
+        x = r.random()
+        comp, prob = COMPOSED_CONDS["prometheus-other"]
+        if x < 0.45:
             problem, extra = r.choice(w.PROM_SELF_PROBLEMS)
+        elif x < 0.7:  # the hard ones: a target/scrape component with a problem that is not "down"
+            problem, extra = r.choice(w.PROM_TARGETISH) + r.choice(prob), "scrape_job"
         else:
-            comp, prob = COMPOSED_CONDS["prometheus-other"]
             problem, extra = r.choice(comp) + r.choice(prob), None
         labels["alertname"] = style_name([r.choice(["Prometheus", "Prometheus", "Prometheus", "Prom"]), problem], r)
         if extra == "rule_group":

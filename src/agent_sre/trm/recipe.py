@@ -52,15 +52,20 @@ MAX_LABELS = 24  # label positions; beyond, the runbook's keys then the most dec
 
 
 def validation_selector(tok: Tokenizer, records: list[dict[str, Any]], threshold: float):
-    """``select_fn`` for ``train``: score an EMA snapshot on validation records by the wrong remediations
-    that would pass the gate at ``threshold`` (fewer is better), then exact decisions."""
+    """``select_fn`` for ``train``: an EMA snapshot is worth the decisions it gets right on validation
+    at the lowest stage threshold (>= ``threshold``) at which no wrong remediation passes the gate —
+    the most useful model among the safe ones; a snapshot with no such threshold ranks below every
+    safe one, by its wrong remediations at the highest threshold."""
     from .infer import Predictor, TorchTRM
 
     def select(model: Any) -> tuple[tuple[float, ...], dict[str, Any]]:
         rows = decision_rows(Predictor(TorchTRM(model), tok), records)
-        s = safety(rows, threshold)
+        t, safe = pick_threshold(rows, floor=threshold)
+        s = safety(rows, t)
         exact = sum(r["right"] for r in rows) / max(1, len(rows))
-        return (-s["wrong_allowed"], exact), {"val_wrong_past_gate": s["wrong_allowed"], "val_exact": round(exact, 5)}
+        return (float(safe), -s["wrong_allowed"], s["exact_decided"]), {
+            "val_threshold": t, "val_safe": safe, "val_wrong_past_gate": s["wrong_allowed"],
+            "val_right_decided": s["exact_decided"], "val_exact": round(exact, 5)}
 
     return select
 
@@ -77,10 +82,11 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
     (by alert name and template by default) and export the model with its tokenizer and catalog hash.
 
-    ``select``: keep the epoch whose EMA weights let the fewest wrong remediations through the gate on
-    validation (then the most exact). ``calibrate_threshold``: the export's stage threshold is the
-    lowest of ``evaluate.THRESHOLDS`` (>= ``threshold``) at which no wrong remediation passes the gate
-    on validation; ``metrics["validation"]["safe"]`` says whether one exists.
+    ``select``: keep the epoch whose EMA weights decide the most validation alerts right at a threshold
+    where no wrong remediation passes the gate (``validation_selector``). ``calibrate_threshold``: the
+    export's stage threshold is the lowest of ``evaluate.THRESHOLDS`` (>= ``threshold``) at which no
+    wrong remediation passes the gate on validation; ``metrics["validation"]["safe"]`` says whether
+    one exists.
 
     Writes into ``output_dir``: ``model/`` (the export with its ONNX graph, or ``export_dir``),
     ``metrics.json``, ``confusion.png``, ``reliability.png``, ``split.json`` and the training run

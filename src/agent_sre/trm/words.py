@@ -26,7 +26,7 @@ FLUX_KIND_MIDDLE = {
 }
 UNSUPPORTED_KINDS = ["Bucket", "HelmRepository", "HelmChart", "OCIRepository", "ImageRepository",
                      "ImagePolicy", "ImageUpdateAutomation", "Receiver", "Alert", "Provider"]
-FLUX_PREFIX = ["Flux", "Flux", "Flux", "", "", "Gotk", "FluxCD", "GitOps"]
+FLUX_PREFIX = ["Flux", "Flux", "Flux", "", "", "Gotk", "FluxCD", "Flux"]
 GENERIC_FLUX_SUBJECT = ["Reconciliation", "Reconcile", "Reconciler", "Resource", "Object", "Sync", "Controller"]
 FAIL_VERBS = ["Failed", "Failing", "Failure", "Fails", "Error", "Errors", "Errored", "Stalled", "NotReady",
               "Degraded", "Stuck", "OutOfSync", "Unhealthy", "Broken", "TimedOut", "Timeout", "Unready",
@@ -34,7 +34,8 @@ FAIL_VERBS = ["Failed", "Failing", "Failure", "Fails", "Error", "Errors", "Error
 CRASH_PREFIX = ["Kube", "Kube", "K8s", "", "", "Kubernetes"]
 CRASH_SUBJECT = ["Pod", "Pod", "Container", "", "Workload", "Deployment?"]
 CRASH_COND = ["CrashLooping", "CrashLoopBackOff", "CrashLoopBackoff", "CrashLoop", "Crashing", "InCrashLoop",
-              "CrashLoopDetected", "Crashlooping", "RestartLoop", "CrashLoops", "KeepsCrashing"]
+              "CrashLoopDetected", "Crashlooping", "RestartLoop", "CrashLoops", "KeepsCrashing",
+              "RestartingTooOften", "FrequentlyRestarting", "TooManyRestarts", "RestartsHigh", "Restarting"]
 VOLUME_PREFIX = ["Kube", "Kube", "", "", "K8s"]
 VOLUME_SUBJECT = ["PersistentVolume", "PersistentVolumeClaim", "PVC", "Pvc", "Volume", "VolumeClaim", "Pv",
                   "Storage"]
@@ -308,6 +309,8 @@ PROM_SELF_TEXT = [
     "Prometheus has restarted more than twice in the last 15 minutes. It might be crashlooping.",
     "Prometheus encountered {value} TSDB WAL corruptions",
 ]
+# Components of a Prometheus that is up whose problems read like "target down" at a glance.
+PROM_TARGETISH = ["Target", "Targets", "Scrape", "ScrapeTarget", "Job", "Instance", "TargetScrape", "Scrapes"]
 PROM_DOWN_TEXT = [
     "{value}% of the {job}/{job} targets in {namespace} namespace are down.",
     "A Prometheus target has disappeared. An exporter might be crashed.",
