@@ -287,8 +287,9 @@ def evaluate(
     data: list[Path] = typer.Option(..., "--data", help="JSONL records {alert, expect} (repeat to merge)"),
     model: Optional[Path] = typer.Option(None, "--model", help="exported model (default: MODEL_PATH or packaged)"),
     held_out: bool = typer.Option(False, help="evaluate only the held-out test part of --data's split"),
-    seed: int = typer.Option(0, help="split seed (with --held-out)"),
-    split_by: str = typer.Option("name"),
+    seed: Optional[int] = typer.Option(None, help="split seed (with --held-out; default: the one the model "
+                                                  "was trained with)"),
+    split_by: Optional[str] = typer.Option(None, help="name | random (default: the model's)"),
     output_dir: Path = typer.Option(Path("runs/eval"), "--output-dir", help="where the PNGs and metrics go"),
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
@@ -303,8 +304,10 @@ def evaluate(
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
     pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
     records = merge([str(p) for p in data])
-    if held_out:
-        records = split(records, seed=seed, by=split_by).test
+    if held_out:  # the split the model was trained with, unless told otherwise
+        trained = pred.meta.get("split") or {}
+        seed = seed if seed is not None else int(trained.get("seed", 0))
+        records = split(records, seed=seed, by=split_by or trained.get("by", "name")).test
     thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))
     m = evaluate_records(pred, records, threshold=thr)
     output_dir.mkdir(parents=True, exist_ok=True)
