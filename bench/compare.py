@@ -228,7 +228,7 @@ def plot_depth(depth: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_reliability(rows: list[dict], path: Path) -> None:
+def plot_reliability(rows: list[dict], path: Path, title: str = "Reliability on the held-out split") -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 5.6))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
@@ -244,7 +244,7 @@ def plot_reliability(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (bin mean, answered alerts; marker area ~ alerts in bin)")
     ax.set_ylabel("exact accuracy in bin")
-    ax.set_title("Reliability on the held-out split")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -319,6 +319,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
                 L.append(f"| {name} | {m['threshold']} | {view} | {t['actionable_exact']}/{t['actionable']} "
                          f"({t['actionable_exact_at_threshold']}) | {t['no_action_idle']}/{t['no_action']} | "
                          f"{t['wrong_raw']} | {t['wrong_passing_gate']} | {t['abstained']} | {t['ece']:.3f} |")
+        L += ["", "![reliability on real rule sets](reliability_real_rules.png)"]
     ab = res.get("ablations") or {}
     if ab:
         L += ["", "## Ablations: what the recursion buys", ""]
@@ -677,6 +678,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     present = [r for r in rows if not r.get("unavailable")]
     plot_acc_latency(present, a.out / "accuracy_vs_latency.png")
     plot_reliability([r for r in present if "@" not in r["method"]], a.out / "reliability.png")
+    if real.get("methods"):  # calibration where it matters: the alerts real rule sets fire
+        plot_reliability([{"method": f"{k} (raw)", "test": {**m["raw"], "answered": m["raw"]["n"]}}
+                          for k, m in real["methods"].items()], a.out / "reliability_real_rules.png",
+                         title="Reliability on real rule sets (all alerts)")
     has_depth = bool(ablations.get("depth") and any(not k.startswith("_") for k in ablations["depth"]))
     if has_depth:
         plot_depth(ablations["depth"], a.out / "accuracy_vs_depth.png")

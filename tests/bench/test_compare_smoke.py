@@ -118,6 +118,7 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     real = res["real_rules"]
     assert set(real["methods"]) == {"trm-cpu", "tfidf-logreg"} and real["info"]["rules"] == 1
     assert "## Real rule sets" in (out / "results.md").read_text()
+    assert (out / "reliability_real_rules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def real_rules_args(tmp_path):
