@@ -298,7 +298,8 @@ def _satisfy(labels: dict[str, str], when: dict[str, Any]) -> dict[str, str] | N
                 return None
             out[k] = cand
             if k == "job" and cand in _PROM_JOBS:  # the target is then Prometheus's own pod
-                for key, v in (("pod", f"prometheus-{cand.removesuffix('-prometheus')}-prometheus-0"),
+                pod = "prometheus-k8s-0" if cand == "prometheus-k8s" else f"prometheus-{cand.removesuffix('-prometheus')}-prometheus-0"
+                for key, v in (("pod", pod),
                                ("container", "prometheus"), ("service", cand), ("namespace", MONITORING)):
                     if key in out:
                         out[key] = v
