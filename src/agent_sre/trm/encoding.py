@@ -29,6 +29,7 @@ character n-grams and shape, so ``homepage`` or ``GitRepo`` have meaningful feat
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from collections import Counter
@@ -234,6 +235,11 @@ class Tokenizer:
     priority_keys: list[str] = field(default_factory=list)
     max_labels: int = MAX_LABELS
     key_rank: list[str] = field(default_factory=list)  # label keys, most relevant first (label_relevance)
+    # How a remediation's confidence combines the probabilities of the choices it rests on (function,
+    # plan step 2, each parameter's position, every other label position being "none", enum values):
+    # "product" (models before this field) or "min" (the weakest choice: the same scale for an alert
+    # with 5 labels and one with 24).
+    confidence: str = "product"
     space: LabelSpace = field(default_factory=LabelSpace.from_catalog)
     # (segment, token, key, index, word) → features: alert names, label keys and annotation words
     # repeat across alerts, so most positions are a dict hit instead of four CRCs and a regex.
@@ -296,7 +302,7 @@ class Tokenizer:
         return {"seq_len": self.seq_len, "words": self.words, "keys": self.keys,
                 "key_buckets": self.key_buckets, "hash_buckets": self.hash_buckets,
                 "shape_buckets": self.shape_buckets, "priority_keys": self.priority_keys,
-                "max_labels": self.max_labels, "key_rank": self.key_rank,
+                "max_labels": self.max_labels, "key_rank": self.key_rank, "confidence": self.confidence,
                 "space": self.space.to_dict(), "feature_vocab": list(self.feature_vocab), "version": 1}
 
     @classmethod
@@ -305,7 +311,10 @@ class Tokenizer:
                 keys={k: int(v) for k, v in d["keys"].items()}, key_buckets=int(d["key_buckets"]),
                 hash_buckets=int(d["hash_buckets"]), shape_buckets=int(d["shape_buckets"]),
                 priority_keys=list(d.get("priority_keys", [])), max_labels=int(d.get("max_labels", MAX_LABELS)),
-                key_rank=list(d.get("key_rank", [])), space=LabelSpace.from_dict(d["space"]))
+                key_rank=list(d.get("key_rank", [])), confidence=str(d.get("confidence", "product")),
+                space=LabelSpace.from_dict(d["space"]))
+        if t.confidence not in ("product", "min"):
+            raise ValueError(f"tokenizer confidence must be 'product' or 'min', not {t.confidence!r}")
         if "feature_vocab" in d and tuple(d["feature_vocab"]) != t.feature_vocab:
             raise ValueError("tokenizer vocabulary is inconsistent with its recorded feature sizes")
         return t
@@ -449,11 +458,11 @@ class Tokenizer:
         j2, p2 = best(seg_index[SEG_FN2], fn_classes)
         fn1 = None if j1 == 0 else cls[j1][3:]
         fn2 = None if j2 == 0 else cls[j2][3:]
-        conf = p1
+        parts = [p1]  # the probability of every choice the answer rests on
         if fn1 is None:
             return Answer(json.dumps({"lambda_function": None, "parameters": {},
-                                      "reasoning": "trm: no remediation for this alert"}), conf, [])
-        conf *= p2
+                                      "reasoning": "trm: no remediation for this alert"}), p1, [])
+        parts.append(p2)
         spec1 = catalog.get(fn1) if fn1 in catalog.function_names() else None
         wanted = [p for p in (spec1.parameter_names() if spec1 else []) if p in sp.params]
         param_classes = [0] + [cls.index(f"param:{p}") for p in sp.params]
@@ -474,12 +483,12 @@ class Tokenizer:
             params[p] = enc.layout[i].value or ""
             sources[p] = enc.layout[i].key or ""
             used.add(i)
-            conf *= pj
+            parts.append(pj)
         # Every label position not used must be confidently "none" (no second candidate).
         for i, _pos in enc.label_positions():
             if i not in used:
-                conf *= max(P[i][0], max((P[i][c] for c in param_classes[1:]
-                                          if cls[c][6:] not in wanted), default=0.0))
+                parts.append(max(P[i][0], max((P[i][c] for c in param_classes[1:]
+                                               if cls[c][6:] not in wanted), default=0.0)))
         plan: list[dict[str, Any]] = [{"lambda_function": fn1, "parameters": params}]
         steps = [fn1] + ([fn2] if fn2 else [])
         enum_values: dict[tuple[str, str], str] = {}
@@ -491,7 +500,7 @@ class Tokenizer:
             j, pj = best(i, [0] + allowed)
             if j != 0:
                 enum_values[(sfn, sparam)] = cls[j].split("=", 1)[1]
-                conf *= pj
+                parts.append(pj)
         for (sfn, sparam), v in enum_values.items():
             if sfn == fn1:
                 params[sparam] = v
@@ -500,6 +509,7 @@ class Tokenizer:
             later = {k: v for (f, k), v in enum_values.items() if f == fn2}
             prev = [k for k in (spec2.required_parameters() if spec2 else []) if k not in later]
             plan.append({"lambda_function": fn2, "parameters": later, "from_previous": prev})
+        conf = min(parts) if self.confidence == "min" else math.prod(parts)
         src = ", ".join(f"{k}<-{v}" for k, v in sources.items())
         text = json.dumps({"lambda_function": fn1, "parameters": params, "plan": plan,
                            "reasoning": f"trm: {fn1}" + (f" then {fn2}" if fn2 else "") + (f" ({src})" if src else "")})

@@ -374,17 +374,14 @@ class Gen:
 
     # -- flux: notification-controller events sent to Alertmanager -------------------------------
     def flux_event(self) -> dict[str, Any]:
+        """A failure event posted by notification-controller's Alertmanager provider (set up with
+        eventSeverity error: informational events are not alerts, and are not generated)."""
         r = self.r
         kind = self.flux_kind(nofn=0.12)
         name, ns = self.flux_target()
-        failing = r.random() < 0.65
-        if failing:
-            reason = r.choice(w.FLUX_FAIL_REASONS.get(kind, ["ReconciliationFailed", "ArtifactFailed"]))
-        else:
-            reason = r.choice(w.FLUX_INFO_REASONS)
-        severity = "error" if failing else "info"  # Flux reports failures as errors, the rest as info
+        reason = r.choice(w.FLUX_FAIL_REASONS.get(kind, ["ReconciliationFailed", "ArtifactFailed"]))
         alertname = f"Flux{kind}{reason}" if r.random() < 0.8 else f"{kind}{reason}"
-        labels = {"alertname": alertname, "severity": severity, "reason": reason, "kind": kind,
+        labels = {"alertname": alertname, "severity": "error", "reason": reason, "kind": kind,
                   "name": name, "namespace": ns,
                   "reportingcontroller": w.FLUX_CONTROLLERS.get(kind, "source-controller")}
         if r.random() < 0.5:
@@ -398,11 +395,9 @@ class Gen:
         ann = {"message": _fmt(w.FLUX_EVENT_TEXT[i], ctx)}
         if r.random() < 0.3:
             ann["summary"] = f"{kind} {ns}/{name}"
-        actionable = severity == "error" and failing and kind in self.f.kind_fn
-        expect = (runbook_expect(self.f.book, labels, entry=self.f.kind_entry[kind]) if actionable
+        expect = (runbook_expect(self.f.book, labels, entry=self.f.kind_entry[kind]) if kind in self.f.kind_fn
                   else no_action_expect())
-        return self.record(labels, ann, expect, family="flux-event", template=f"flux-event:{i}",
-                           style=f"event:{severity}")
+        return self.record(labels, ann, expect, family="flux-event", template=f"flux-event:{i}", style="event:error")
 
     # -- flux: suspended objects named or described as such, and progressing ones (no action) ------
     def flux_suspended(self) -> dict[str, Any]:
@@ -770,8 +765,9 @@ class Gen:
         how = r.choices(["other-job", "job-only", "operator"], weights=[45, 25, 30])[0]
         if how == "other-job":
             job = ex.not_prometheus_job(r)
-            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES), "job": job, "namespace": r.choice(
-                [ex.mon_ns(r), ng.namespace(r), "kube-system"]), "service": job}
+            # Exporters mostly run beside Prometheus: the namespace says nothing, the job does.
+            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES), "job": job, "namespace": r.choices(
+                [ex.mon_ns(r), ng.namespace(r), "kube-system"], weights=[70, 20, 10])[0], "service": job}
             if r.random() < 0.3:  # `up == 0` un-aggregated: the target's pod too
                 labels.update(pod=ex.replicaset_pod(r, job), instance=ng.instance(r), endpoint="http-metrics")
         elif how == "job-only":  # absent(up{job="prometheus"}) and friends: nothing to target

@@ -35,13 +35,13 @@ def encode_records(tok: Any, records: Iterable[dict[str, Any]]) -> tuple[torch.T
 
 # Each preset's training recipe (``TrainConfig`` fields; arguments of ``train_from_jsonl`` override them).
 # cpu: measured on 2 shared CPU cores — AdamW, cosine lr 2e-3 after 50 warm-up steps, batch 64, EMA
-#      0.995, 4 epochs, gradient clipping at 1.0: minutes on a laptop-class CPU.
+#      0.995, 5 epochs, gradient clipping at 1.0: minutes on a laptop-class CPU.
 # paper: the reference recipe (config/cfg_pretrain.yaml of the official code) — AdamATan2, lr 1e-4
 #      constant after 2,000 warm-up steps, betas (0.9, 0.95), weight decay 0.1, global batch 768,
 #      plain EMA 0.999, stablemax cross-entropy, no gradient clipping, bf16 on CUDA. For a GPU.
 # tiny: unit tests.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": dict(lr=2e-3, epochs=4, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=50),
+    "cpu": dict(lr=2e-3, epochs=5, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=50),
     "paper": dict(lr=1e-4, epochs=100, batch_size=768, schedule="constant", warmup_steps=2000, weight_decay=0.1,
                   betas=(0.9, 0.95), ema_decay=0.999, ema_warmup=False, grad_clip=None, loss="stablemax",
                   optimizer="adamatan2"),

@@ -35,7 +35,7 @@ CRASH_PREFIX = ["Kube", "Kube", "K8s", "", "", "Kubernetes"]
 CRASH_SUBJECT = ["Pod", "Pod", "Container", "", "Workload", "Deployment?"]
 CRASH_COND = ["CrashLooping", "CrashLoopBackOff", "CrashLoopBackoff", "CrashLoop", "Crashing", "InCrashLoop",
               "CrashLoopDetected", "Crashlooping", "RestartLoop", "CrashLoops", "KeepsCrashing",
-              "RestartingTooOften", "FrequentlyRestarting", "TooManyRestarts", "RestartsHigh", "Restarting"]
+              "RestartingTooOften", "FrequentlyRestarting"]
 VOLUME_PREFIX = ["Kube", "Kube", "", "", "K8s"]
 VOLUME_SUBJECT = ["PersistentVolume", "PersistentVolumeClaim", "PVC", "Pvc", "Volume", "VolumeClaim", "Pv",
                   "Storage"]
@@ -43,8 +43,7 @@ VOLUME_COND = ["FillingUp", "FillingUpCritical", "AlmostFull", "Full", "UsageHig
                "UsageCritical", "InodesFillingUp", "RunningOutOfSpace", "NearlyFull", "OutOfSpace",
                "SpaceFillingUp", "UsageAbove90", "CapacityLow", "FreeSpaceLow", "DiskPressure"]
 DOWN_COND = ["Down", "ServiceDown", "Unavailable", "NotUp", "Unreachable", "InstanceDown", "ServerDown",
-             "Absent", "IsDown", "NotResponding", "NotRunning", "Offline", "NoTargetsUp", "HealthCheckFailed",
-             "ScrapeFailing?"]
+             "Absent", "IsDown", "NotResponding", "NotRunning", "Offline", "NoTargetsUp"]
 HEARTBEAT_NAMES = ["Heartbeat", "AlertmanagerHeartbeat", "AlwaysFiring", "DeadMansSnitch", "PipelineHeartbeat",
                    "WatchdogAlert", "AlertingPipelineHeartbeat", "HealthyPipeline"]
 
@@ -234,8 +233,6 @@ FLUX_FAIL_REASONS = {
     "GitRepository": ["GitOperationFailed", "ArtifactFailed", "AuthenticationFailed", "ReconciliationFailed",
                       "StorageOperationFailed"],
 }
-FLUX_INFO_REASONS = ["ReconciliationSucceeded", "Progressing", "NewArtifact", "UpgradeSucceeded", "InstallSucceeded",
-                     "ArtifactUpToDate", "DependencyNotReady", "ProgressingWithRetry"]
 FLUX_CONTROLLERS = {"Kustomization": "kustomize-controller", "HelmRelease": "helm-controller",
                     "GitRepository": "source-controller"}
 
@@ -268,15 +265,12 @@ FLUX_SUMMARIES = ["Flux resource is not ready.", "Flux reconciliation failure", 
                   "Flux {kind_l} not ready", "Reconciliation failing"]
 FLUX_EVENT_TEXT = [
     "kustomize build failed: accumulating resources from '{path}': missing file",
-    "Health check failed after 5m0s: timeout waiting for: [Deployment/{namespace}/{name} status: 'InProgress']",
     "Helm upgrade failed for release {namespace}/{name} with chart {name}@{version}: context deadline exceeded",
     "install retries exhausted",
     "failed to checkout and determine revision: unable to clone '{url}': authentication required",
-    "dependency '{namespace}/{dep}' is not ready",
-    "Reconciliation finished in 2.1s, next run in 10m0s",
-    "stored artifact for revision 'main@sha1:{sha}'",
-    "Helm upgrade succeeded for release {namespace}/{name} with chart {name}@{version}",
     "{reason}: {name}",
+    "reconciliation failed: {reason} for {namespace}/{name}",
+    "Helm install failed for release {namespace}/{name} with chart {name}@{version}: timed out waiting for the condition",
 ]
 
 # Prometheus self-monitoring: what goes wrong inside a Prometheus that is up (none), and the
