@@ -250,10 +250,10 @@ def train(
     threads: int = typer.Option(1, help="torch CPU threads"),
     mask_padding: bool = typer.Option(False, help="attention ignores padding and batches are cut to their longest "
                                                   "alert (about 2x faster inference; off in the shipped model)"),
-    select: bool = typer.Option(True, help="keep the epoch that decides the most validation alerts right at a "
-                                           "threshold where no wrong remediation passes the gate"),
-    calibrate_threshold: bool = typer.Option(True, help="record the lowest stage threshold (>= 0.9) at which no "
-                                                        "wrong remediation passes the gate on validation"),
+    select: bool = typer.Option(True, help="keep the epoch (of the second half) that lets the fewest wrong "
+                                           "remediations through the gate on validation, then decides most right"),
+    calibrate_threshold: bool = typer.Option(False, help="record the lowest stage threshold (>= 0.9) at which no "
+                                                         "wrong remediation passes the gate on validation"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
 ) -> None:

@@ -164,36 +164,36 @@ def test_train_from_jsonl_end_to_end(tmp_path):
 
 
 def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
-    """Every epoch is scored on validation (safe threshold, wrong past the gate, decided right); the export is
-    the selected epoch, its threshold the lowest at which validation lets nothing wrong through, and the
-    summary says so — or warns."""
+    """The epochs of the second half are scored on validation (wrong remediations past the gate at the
+    stage threshold, then decisions right); the export is the selected one; the summary says how safe
+    validation found it — or warns. With calibrate_threshold the threshold is the lowest safe one."""
     from agent_sre.trm.evaluate import THRESHOLDS
     from agent_sre.trm.recipe import format_summary, train_from_jsonl
 
     data = tmp_path / "gen.jsonl"
     ds.write_jsonl(data, generate(n=400, seed=6))
-    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=2, batch_size=64, progress=True)
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=3, batch_size=64, progress=True)
     sel = m["selection"]
-    assert [s["epoch"] for s in sel] == [1, 2]
+    assert [s["epoch"] for s in sel] == [2, 3]  # epoch 1 of 3 is not a candidate
     best = max(sel, key=lambda s: tuple(s["score"]))
     assert m["model"]["selected_epoch"] == best["epoch"]
-    for s in sel:  # safe first, then fewest wrong past the gate, then most decided right
-        assert s["score"] == [float(s["val_safe"]), -s["val_wrong_past_gate"], s["val_right_decided"]]
-        assert s["val_threshold"] in THRESHOLDS
+    for s in sel:
+        assert s["score"] == [-s["val_wrong_past_gate"], s["val_right_decided"]]
     v = m["validation"]
-    assert v["threshold"] in THRESHOLDS and v["chosen"]["threshold"] == v["threshold"]
-    if v["safe"]:
-        assert v["chosen"]["wrong_allowed"] == 0
-        assert all(a["wrong_allowed"] > 0 for a in v["at"] if a["threshold"] < v["threshold"])
-    else:
-        assert all(a["wrong_allowed"] > 0 for a in v["at"])
+    assert v["threshold"] == 0.9 and v["chosen"]["threshold"] == 0.9
+    assert v["safe"] is (v["chosen"]["wrong_allowed"] == 0)
     text = format_summary(m, tmp_path / "out" / "model")
     assert f"MODEL_PATH={tmp_path / 'out' / 'model'}" in text and "validation (" in text
     assert ("NOT SAFE ON VALIDATION" in text) is (not v["safe"])
     unsafe = {**m, "validation": {**v, "safe": False}}
     assert "NOT SAFE ON VALIDATION" in format_summary(unsafe, tmp_path)
+    c = train_from_jsonl(data, tmp_path / "cal", preset="tiny", epochs=1, batch_size=64, calibrate_threshold=True)
+    cv = c["validation"]
+    assert cv["threshold"] in THRESHOLDS
+    if cv["safe"]:
+        assert all(a["wrong_allowed"] > 0 for a in cv["at"] if a["threshold"] < cv["threshold"])
     err = capsys.readouterr().err  # not a terminal: readable progress lines, one per epoch at least
-    assert "epoch 1/2 done, optimizer step" in err and "epoch 2/2 done" in err and "\r" not in err
+    assert "epoch 1/3 done, optimizer step" in err and "epoch 3/3 done" in err and "\r" not in err
 
 
 def test_backend_choice_and_its_reasons(model_dir, tmp_path):

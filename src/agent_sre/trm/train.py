@@ -19,9 +19,10 @@ halt_exploration_prob a sample gets a random minimum of 2..n_sup steps before it
 Checkpoints and the max_steps stop are taken at batch boundaries (a batch's carry is never saved), which is
 what makes resume exact: data order is a function of (seed, epoch), the exploration RNG state is saved.
 
-Selection: ``select_fn(ema)`` (given to ``train``) scores the EMA model after every epoch; the best-scoring
-snapshot is kept in the checkpoint (``selected``) and is what ``model_from_checkpoint`` returns. The recipe
-scores by validation with a safety criterion (fewest wrong remediations that pass the gate, then accuracy).
+Selection: ``select_fn(ema)`` (given to ``train``) scores the EMA model after every epoch from
+``select_from_epoch`` on; the best-scoring snapshot is kept in the checkpoint (``selected``) and is what
+``model_from_checkpoint`` returns. The recipe scores by validation with a safety criterion (fewest wrong
+remediations that pass the gate, then the most decisions right).
 
 Progress: on a terminal a bar over batches with the epoch, optimizer steps, loss and accuracy; otherwise
 (a log file, CI) one plain line every ``log_every_s`` seconds and at each epoch's end.
@@ -73,6 +74,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw" | "adamatan2" (the paper's)
     ema_warmup: bool = True  # EMA decay min(decay, (1+step)/(10+step)); the paper's EMA is plain
     log_every_s: float = 30.0  # progress line interval when the output is not a terminal
+    select_from_epoch: int = 1  # with select_fn: epochs before this one are not candidates (undertrained)
     eval_every_epochs: int = 1
     eval_batch_size: int = 256
     num_threads: int | None = None  # torch intra-op threads on CPU (None: leave as is)
@@ -344,7 +346,7 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
                                 evaluate_accuracy(ema, Xv, Yv, tc.eval_batch_size, device).items()})
             line = f"epoch {epoch}/{tc.epochs} done, optimizer step {step}: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-            if select_fn is not None:
+            if select_fn is not None and epoch >= min(tc.select_from_epoch, tc.epochs):
                 ema.eval()
                 score, info = select_fn(ema)
                 selection.append({"epoch": epoch, "step": step, "score": list(score), **info})
