@@ -235,11 +235,6 @@ class Tokenizer:
     priority_keys: list[str] = field(default_factory=list)
     max_labels: int = MAX_LABELS
     key_rank: list[str] = field(default_factory=list)  # label keys, most relevant first (label_relevance)
-    # How a remediation's confidence combines the probabilities of the choices it rests on (function,
-    # plan step 2, each parameter's position, every other label position being "none", enum values):
-    # "product" (models before this field) or "min" (the weakest choice: the same scale for an alert
-    # with 5 labels and one with 24).
-    confidence: str = "product"
     space: LabelSpace = field(default_factory=LabelSpace.from_catalog)
     # (segment, token, key, index, word) → features: alert names, label keys and annotation words
     # repeat across alerts, so most positions are a dict hit instead of four CRCs and a regex.
@@ -302,7 +297,7 @@ class Tokenizer:
         return {"seq_len": self.seq_len, "words": self.words, "keys": self.keys,
                 "key_buckets": self.key_buckets, "hash_buckets": self.hash_buckets,
                 "shape_buckets": self.shape_buckets, "priority_keys": self.priority_keys,
-                "max_labels": self.max_labels, "key_rank": self.key_rank, "confidence": self.confidence,
+                "max_labels": self.max_labels, "key_rank": self.key_rank,
                 "space": self.space.to_dict(), "feature_vocab": list(self.feature_vocab), "version": 1}
 
     @classmethod
@@ -311,10 +306,7 @@ class Tokenizer:
                 keys={k: int(v) for k, v in d["keys"].items()}, key_buckets=int(d["key_buckets"]),
                 hash_buckets=int(d["hash_buckets"]), shape_buckets=int(d["shape_buckets"]),
                 priority_keys=list(d.get("priority_keys", [])), max_labels=int(d.get("max_labels", MAX_LABELS)),
-                key_rank=list(d.get("key_rank", [])), confidence=str(d.get("confidence", "product")),
-                space=LabelSpace.from_dict(d["space"]))
-        if t.confidence not in ("product", "min"):
-            raise ValueError(f"tokenizer confidence must be 'product' or 'min', not {t.confidence!r}")
+                key_rank=list(d.get("key_rank", [])), space=LabelSpace.from_dict(d["space"]))
         if "feature_vocab" in d and tuple(d["feature_vocab"]) != t.feature_vocab:
             raise ValueError("tokenizer vocabulary is inconsistent with its recorded feature sizes")
         return t
@@ -509,7 +501,8 @@ class Tokenizer:
             later = {k: v for (f, k), v in enum_values.items() if f == fn2}
             prev = [k for k in (spec2.required_parameters() if spec2 else []) if k not in later]
             plan.append({"lambda_function": fn2, "parameters": later, "from_previous": prev})
-        conf = min(parts) if self.confidence == "min" else math.prod(parts)
+        # The product of every choice's probability: a remediation is only as sure as all of them together.
+        conf = math.prod(parts)
         src = ", ".join(f"{k}<-{v}" for k, v in sources.items())
         text = json.dumps({"lambda_function": fn1, "parameters": params, "plan": plan,
                            "reasoning": f"trm: {fn1}" + (f" then {fn2}" if fn2 else "") + (f" ({src})" if src else "")})
