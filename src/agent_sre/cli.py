@@ -254,6 +254,8 @@ def train(
                                            "remediations through the gate on validation, then decides most right"),
     calibrate_threshold: bool = typer.Option(False, help="record the lowest stage threshold (>= 0.9) at which no "
                                                          "wrong remediation passes the gate on validation"),
+    members: Optional[int] = typer.Option(None, help="models to train (other seeds) and average at inference "
+                                                     "(default: the preset's: cpu 2)"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
 ) -> None:
@@ -274,11 +276,11 @@ def train(
                          lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
                          model_overrides={"mask_padding": True} if mask_padding else None,
                          split_by=split_by, export_dir=export, progress=True, select=select,
-                         calibrate_threshold=calibrate_threshold)
+                         calibrate_threshold=calibrate_threshold, members=members)
     model_dir = export or output_dir / "model"
     typer.echo(format_report(m["test"], f"held-out by {split_by}"))
-    typer.echo(f"model: {model_dir} ({m['model']['params']:,} parameters, preset {preset}, seed {seed}); "
-               f"metrics and plots in {output_dir}")
+    typer.echo(f"model: {model_dir} ({m['model']['members']} × {m['model']['params']:,} parameters, preset {preset}, "
+               f"seed {seed}); metrics and plots in {output_dir}")
     typer.echo(format_summary(m, model_dir))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -254,3 +255,44 @@ def test_one_threshold_and_threads_rule_for_the_stage_and_the_service(model_dir,
     stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
     assert stage.threshold == engine.threshold == 0.5
     assert stage.predictor.info["threads"] == engine.info["threads"] == 2
+
+
+def test_an_ensemble_export_is_served_as_the_average_of_its_members(tmp_path):
+    """Two members trained on the same split: one directory, the members in subdirectories, every
+    backend averaging their probabilities; a member that does not fit refuses to load."""
+    from agent_sre.trm import artifact
+    from agent_sre.trm.infer import EnsembleTRM
+    from agent_sre.trm.recipe import reexport, train_from_jsonl
+
+    data = tmp_path / "gen.jsonl"
+    ds.write_jsonl(data, generate(n=300, seed=8))
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=3, batch_size=32,
+                         members=2, select=False)
+    model = tmp_path / "out" / "model"
+    assert m["model"]["members"] == 2 and [x["seed"] for x in m["members"]] == [0, 1000]
+    assert artifact.read(model).extra["members"] == ["member-1"]
+    alerts = [r["alert"] for r in generate(n=12, seed=9)]
+    for backend in ("onnx", "torch"):
+        ens = load_predictor(model, backend=backend)
+        assert isinstance(ens.model, EnsembleTRM) and ens.info["members"] == 2
+        one = load_predictor(model, backend=backend).model.members
+        _, x = ens.encode(alerts)
+        want = np.mean([o.predict(x)["probs"] for o in one], axis=0)
+        assert np.allclose(ens.forward(x)["probs"], want, atol=1e-6)
+        assert len(ens.predict_batch(alerts)) == 12
+    again = reexport(model, tmp_path / "again")  # an export with members re-exports whole
+    assert load_predictor(again).info["members"] == 2
+    again = reexport(tmp_path / "out", tmp_path / "from-run")  # and from the training runs
+    assert load_predictor(again).info["members"] == 2
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    cfg = json.loads((bad / "member-1" / "config.json").read_text())
+    cfg["model"]["hidden"] = 64
+    (bad / "member-1" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="member"):
+        load_predictor(bad)
+    meta = json.loads((bad / "config.json").read_text())
+    meta["extra"]["members"] = ["../elsewhere"]
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="subdirectory"):
+        load_predictor(bad)

@@ -5,6 +5,7 @@ held-out evaluation and the export (weights, ONNX graph, tokenizer, catalog hash
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -47,6 +48,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
                   optimizer="adamatan2"),
     "tiny": dict(lr=2e-3, epochs=2, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=20),
 }
+# Models trained (same data, split and vocabulary; other seeds) and averaged at inference per preset:
+# members rarely share a confident mistake on an alert unlike their training data, so averaging turns
+# those into low confidences (measured: see the README). The cost: training and inference times N.
+MEMBERS: dict[str, int] = {"cpu": 2, "paper": 1, "tiny": 1}
 SEQ_LEN = 64  # grid length: the labels of a 21-label kube-state-metrics alert leave ~30 annotation words
 MAX_LABELS = 24  # label positions; beyond, the runbook's keys then the most decision-relevant ones
 
@@ -75,6 +80,7 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
                      extra_eval: dict[str, list[dict[str, Any]]] | None = None,
                      model_overrides: dict[str, Any] | None = None, seq_len: int = SEQ_LEN,
                      max_labels: int = MAX_LABELS, select: bool = True, calibrate_threshold: bool = False,
+                     members: int | None = None,
                      resume: bool = False, export_dir: str | Path | None = None,
                      **train_overrides: Any) -> dict[str, Any]:
     """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
@@ -89,9 +95,13 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     ``metrics["validation"]`` has the figures at every threshold, and ``safe`` says whether nothing
     wrong passes at the recorded one.
 
+    ``members`` (default ``MEMBERS[preset]``): models trained on the same split and vocabulary with
+    seeds ``seed``, ``seed + 1000``, ...; each selected on its own, exported together (member ``k`` in
+    ``model/member-k``) and served as their average. Validation and test figures are the ensemble's.
+
     Writes into ``output_dir``: ``model/`` (the export with its ONNX graph, or ``export_dir``),
-    ``metrics.json``, ``confusion.png``, ``reliability.png``, ``split.json`` and the training run
-    (``run/``). Returns the metrics."""
+    ``metrics.json``, ``confusion.png``, ``reliability.png``, ``split.json`` and the training runs
+    (``run/``, ``run-1/``...). Returns the metrics."""
 
     t0 = time.time()
     paths = training_data if isinstance(training_data, list) else [training_data]
@@ -111,30 +121,48 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
     given = {"lr": lr, "epochs": epochs, "batch_size": batch_size}
     tkw = {**TRAIN_PRESETS.get(preset, {}), **{k: v for k, v in given.items() if v is not None}, **train_overrides}
     tkw.setdefault("select_from_epoch", max(1, (int(tkw.get("epochs", 1)) + 1) // 2))
-    tc = TrainConfig(seed=seed, max_steps=max_steps, num_threads=num_threads, **tkw)
+    n_members = max(1, members if members is not None else MEMBERS.get(preset, 1))
     selector = validation_selector(tok, sp.val, threshold) if select and sp.val else None
-    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress, resume=resume,
-               select_fn=selector)
-    ema, _cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
+    runs, emas = [], []
+    for k in range(n_members):
+        tc = TrainConfig(seed=seed + 1000 * k, max_steps=max_steps, num_threads=num_threads, **tkw)
+        if progress and n_members > 1:
+            print(f"member {k + 1}/{n_members} (seed {tc.seed})", file=sys.stderr, flush=True)
+        runs.append(train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / ("run" if k == 0 else f"run-{k}"),
+                          progress=progress, resume=resume, select_fn=selector))
+        emas.append(model_from_checkpoint(out / ("run" if k == 0 else f"run-{k}") / "checkpoint.pt")[0])
+    tm, ema = runs[0], emas[0]
     model_dir = Path(export_dir) if export_dir else out / "model"
+    names = [f"member-{k}" for k in range(1, n_members)]
     extra = {"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(), "labels": tok.space.classes,
              "split": sp.info, "seed": seed, "preset": preset, "threshold": threshold,
-             "selected_epoch": tm.get("selected_epoch")}
-    export(ema, mc, model_dir, extra=extra)
+             "selected_epoch": tm.get("selected_epoch"), "members": names}
+
+    def export_all(extra: dict[str, Any]) -> None:
+        for k, (name, m, r) in enumerate(zip(names, emas[1:], runs[1:]), start=1):
+            export(m, mc, model_dir / name, extra={"member": k, "seed": seed + 1000 * k,
+                                                   "selected_epoch": r.get("selected_epoch")})
+        export(ema, mc, model_dir, extra=extra)  # config.json of the whole last: the export is complete
+
+    export_all(extra)
     pred = load_predictor(model_dir)  # the served path: the ONNX graph written (and checked) by export
     val_rows = decision_rows(pred, sp.val)
     chosen, safe = pick_threshold(val_rows, floor=threshold) if calibrate_threshold else (
         threshold, safety(val_rows, threshold)["wrong_allowed"] == 0)
     if chosen != threshold:  # record the validated threshold with the model (the stage reads it)
-        export(ema, mc, model_dir, extra={**extra, "threshold": chosen, "threshold_from": "validation"})
+        export_all({**extra, "threshold": chosen, "threshold_from": "validation"})
         pred = load_predictor(model_dir)
     metrics: dict[str, Any] = {"train": {k: v for k, v in tm.items() if isinstance(v, (int, float))},
                                "sizes": sp.info["sizes"], "encode_s": t_enc,
                                "model": {"preset": preset, "seq_len": tok.seq_len, "max_labels": tok.max_labels,
                                          "feature_vocab": list(tok.feature_vocab), "n_out": tok.space.n_out,
                                          "params": int(sum(p.numel() for p in ema.parameters())),
-                                         "threshold": chosen, "selected_epoch": tm.get("selected_epoch")},
+                                         "members": n_members, "threshold": chosen,
+                                         "selected_epoch": tm.get("selected_epoch")},
                                "selection": tm.get("selection", []),
+                               "members": [{"seed": seed + 1000 * k, "selected_epoch": r.get("selected_epoch"),
+                                            "selection": r.get("selection", []), "steps": r.get("steps"),
+                                            "wall_time_s": r.get("wall_time_s")} for k, r in enumerate(runs)],
                                "validation": {"n": len(val_rows), "threshold": chosen, "safe": safe,
                                               "chosen": safety(val_rows, chosen),
                                               "at": [safety(val_rows, t) for t in THRESHOLDS]}}
@@ -176,13 +204,22 @@ def format_summary(m: dict[str, Any], model_dir: Path) -> str:
 
 def reexport(source: str | Path, export_dir: str | Path) -> Path:
     """Export again into ``export_dir``, with the ONNX graph. ``source`` is either a training output
-    directory (the EMA weights of ``run/checkpoint.pt``, with the tokenizer and label space recorded
-    in its ``model/``; e.g. after resuming a run) or an export (its weights and ``extra``: e.g. to
-    add the graph to an export written before it existed)."""
+    directory (the selected EMA weights of ``run/checkpoint.pt`` and of each member's ``run-k/``, with
+    the tokenizer and label space recorded in its ``model/``; e.g. after resuming a run) or an export
+    (its weights, its members' and ``extra``: e.g. to add the graph to an export written before it
+    existed)."""
     src = Path(source)
+    out = Path(export_dir)
     if (src / artifact.CONFIG).is_file():
+        exp = artifact.read(src)
+        for m in artifact.members(exp):
+            model, cfg, extra = load_exported(m.path)
+            export(model, cfg, out / m.path.name, extra=extra)
         model, cfg, extra = load_exported(src)
-        return export(model, cfg, export_dir, extra=extra)
-    extra = artifact.read(src / "model").extra
+        return export(model, cfg, out, extra=extra)
+    exp = artifact.read(src / "model")
+    for k, name in enumerate(exp.extra.get("members") or [], start=1):
+        ema, cfg = model_from_checkpoint(src / f"run-{k}" / "checkpoint.pt")
+        export(ema, cfg, out / name, extra=artifact.read(src / "model" / name).extra)
     ema, cfg = model_from_checkpoint(src / "run" / "checkpoint.pt")
-    return export(ema, cfg, export_dir, extra=extra)
+    return export(ema, cfg, out, extra=exp.extra)
