@@ -451,7 +451,12 @@ class Gen:
     # -- flux: look-alikes and objects without a function (no action) ----------------------------
     def flux_lookalike(self) -> dict[str, Any]:
         r = self.r
-        if r.random() < 0.5:
+        if r.random() < 0.2:  # absent(flux_instance_info{...}): only the selector's equality labels survive
+            labels = {"name": "flux", "exported_namespace": "flux-system"} if r.random() < 0.6 else (
+                {"namespace": "flux-system"} if r.random() < 0.5 else {})
+            alertname = style_name(["Flux", r.choice(["Instance", "Component", "Operator", "Controller", "Distribution"]),
+                                    r.choice(["Absent", "Missing", "Gone", "NotFound"])], r)
+        elif r.random() < 0.5:
             labels = {"kind": "FluxInstance", "name": "flux", "exported_namespace": "flux-system",
                       "ready": r.choice(["False", "Unknown"])}
             if r.random() < 0.6:
