@@ -8,7 +8,8 @@ alert names and annotation templates never occur in training), plus the public d
 (``/work/shared/eval/public_alerts.jsonl``; evaluation only, never trained on). Methods (see
 ``bench/baselines.py`` for exactly how each works): runbook rules, TF-IDF + logistic regression,
 MiniLM 1-nearest-neighbour, the packaged TRM (cpu preset), the paper preset when ``--paper-model-dir``
-holds GPU-trained weights, and the full chain. Ablations: the recursion removed (n = T = N_sup = 1)
+holds GPU-trained weights, and the full chain. With ``--rules-dir``, the TRM and TF-IDF + LR (fit on the
+same training split) are also scored on the alerts a real rule set fires (``bench/real_rules.py``). Ablations: the recursion removed (n = T = N_sup = 1)
 trained here next to the cpu preset under the same budget, ACT on/off, accuracy per supervision steps.
 
 Writes ``results.json``, ``results.md`` and three PNGs into ``--out`` (default ``docs/bench``).
@@ -227,7 +228,7 @@ def plot_depth(depth: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_reliability(rows: list[dict], path: Path) -> None:
+def plot_reliability(rows: list[dict], path: Path, title: str = "Reliability on the held-out split") -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 5.6))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
@@ -243,7 +244,7 @@ def plot_reliability(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (bin mean, answered alerts; marker area ~ alerts in bin)")
     ax.set_ylabel("exact accuracy in bin")
-    ax.set_title("Reliability on the held-out split")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -301,6 +302,24 @@ def markdown(res: dict[str, Any], command: str) -> str:
         L.append(f"| {r['method']} | {_pct(t['function_accuracy'])} | {_pct(t['exact_accuracy'])} | "
                  f"{t['remediations_on_no_action']} ({t['remediations_on_resolved']}) | {_pct(t['abstention_rate'])} | "
                  f"{t['ece']:.3f} |")
+    real = res.get("real_rules") or {}
+    if real.get("methods"):
+        inf = real["info"]
+        L += ["", "## Real rule sets", "",
+              f"`bench/real_rules.py` on `{real['rules_dir']}`: {inf['rules']} alerting rules in {inf['files']} files, "
+              f"{inf['alerts']} synthesised alerts as Alertmanager delivers them, {inf['labelled']} with a label. Both "
+              f"methods were fit on the same training split. \"at thr\": decided at the stage threshold (the "
+              f"TRM's own, recorded with the model; 0.9 for TF-IDF); \"past gate\": wrong remediations at that "
+              f"threshold that the stateless gate allows. Borderline rules are not in these rows.", "",
+              "| method | threshold | rows | actionable exact (at thr) | no-action kept idle | wrong raw | "
+              "wrong past gate | abstain | ECE |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, m in real["methods"].items():
+            for view in ("raw", "dedup"):
+                t = m[view]
+                L.append(f"| {name} | {m['threshold']} | {view} | {t['actionable_exact']}/{t['actionable']} "
+                         f"({t['actionable_exact_at_threshold']}) | {t['no_action_idle']}/{t['no_action']} | "
+                         f"{t['wrong_raw']} | {t['wrong_passing_gate']} | {t['abstained']} | {t['ece']:.3f} |")
+        L += ["", "![reliability on real rule sets](reliability_real_rules.png)"]
     ab = res.get("ablations") or {}
     if ab:
         L += ["", "## Ablations: what the recursion buys", ""]
@@ -443,6 +462,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--ablation-dir", type=Path, default=ROOT / "runs" / "bench-ablation")
     ap.add_argument("--lr", type=float, default=1e-3, help="ablation learning rate (train_from_jsonl's default)")
     ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--rules-dir", type=Path, default=None,
+                    help="rule files to score TRM and TF-IDF on as well (bench/real_rules.py, its --labels)")
+    ap.add_argument("--labels", type=Path, default=None, help="labels for --rules-dir (default: real_rules.py's)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from --out/results.json")
     a = ap.parse_args(argv)
     if a.replot:
@@ -504,8 +526,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if "rules" in wanted:
         go(bl.RulesMethod())
+    tfidf = None
     if "tfidf" in wanted:
-        m = bl.TfidfLR(seed=a.seed)
+        m = tfidf = bl.TfidfLR(seed=a.seed)
         log(f"fitting {m.name} on {len(sp.train)} training alerts")
         m.fit(sp.train)
         go(m)
@@ -553,6 +576,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         m.name = "chain"
         r = go(m)
         r["stages"] = m.stage_names
+
+    # ---------------------------------------------------------------- real rule sets
+    real: dict[str, Any] = {}
+    if a.rules_dir is not None:
+        import real_rules as rr
+
+        labels = rr.load_labels(a.labels or rr.LABELS)
+        cases, info = rr.build_cases(a.rules_dir, labels)
+        scored = [c for c in cases if c["labelled"]]
+        log(f"real rules: {info['rules']} rules, {len(cases)} alerts, {len(scored)} labelled")
+        real = {"rules_dir": str(a.rules_dir), "info": {**info, "alerts": len(cases), "labelled": len(scored)},
+                "methods": {}}
+        for name, m in (("trm-cpu", trm_method), ("tfidf-logreg", tfidf)):
+            if m is None:
+                continue
+            thr = rr.stage_threshold(m, None)  # the TRM at its own stage threshold, TF-IDF at 0.9
+            preds = [p for i in range(0, len(scored), 256) for p in m.predict_batch([c["alert"] for c in scored[i:i + 256]])]
+            rep_ = rr.report(rr.score(scored, preds, thr), thr)
+            real["methods"][name] = {"threshold": thr, **{k: rep_[k] for k in ("raw", "dedup", "borderline")}}
+            log(f"  {name}: " + rr._line("", rep_["raw"]).strip())
 
     # ---------------------------------------------------------------- ablations
     ablations: dict[str, Any] = {}
@@ -635,6 +678,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     present = [r for r in rows if not r.get("unavailable")]
     plot_acc_latency(present, a.out / "accuracy_vs_latency.png")
     plot_reliability([r for r in present if "@" not in r["method"]], a.out / "reliability.png")
+    if real.get("methods"):  # calibration where it matters: the alerts real rule sets fire
+        plot_reliability([{"method": f"{k} (raw)", "test": {**m["raw"], "answered": m["raw"]["n"]}}
+                          for k, m in real["methods"].items()], a.out / "reliability_real_rules.png",
+                         title="Reliability on real rule sets (all alerts)")
     has_depth = bool(ablations.get("depth") and any(not k.startswith("_") for k in ablations["depth"]))
     if has_depth:
         plot_depth(ablations["depth"], a.out / "accuracy_vs_depth.png")
@@ -644,7 +691,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "public_n": len(public)},
            "env": env, "command": command, "model_dir": str(model_dir) if model_dir else None,
            "methods": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
-           "ablations": ablations, "definitions": DEFINITIONS, "notes": notes, "plots": {"depth": has_depth},
+           "ablations": ablations, "real_rules": real, "definitions": DEFINITIONS, "notes": notes,
+           "plots": {"depth": has_depth},
            "runtime_s": time.perf_counter() - T0}
     (a.out / "results.json").write_text(json.dumps(res, indent=2, default=str))
     (a.out / "results.md").write_text(markdown(res, command))

@@ -532,37 +532,51 @@ def train(
     export: Optional[Path] = typer.Option(None, "--export",
                                           help="where to write the exported model (default OUTPUT_DIR/model); "
                                                "without --training-data: re-export OUTPUT_DIR's checkpoint there"),
-    preset: str = typer.Option("cpu", help="cpu (trains on 2 CPU cores in minutes) | paper (~7M network, GPU)"),
+    preset: str = typer.Option("cpu", help="cpu (trains on 2 CPU cores in minutes) | paper (the paper's network "
+                                          "and recipe, GPU) | tiny (tests)"),
     seed: int = typer.Option(0),
-    epochs: int = typer.Option(4),
-    lr: float = typer.Option(2e-3),
-    batch_size: int = typer.Option(64),
+    epochs: Optional[int] = typer.Option(None, help="default: the preset's"),
+    lr: Optional[float] = typer.Option(None, help="default: the preset's"),
+    batch_size: Optional[int] = typer.Option(None, help="default: the preset's"),
     device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on CUDA)"),
     threads: int = typer.Option(1, help="torch CPU threads"),
     mask_padding: bool = typer.Option(False, help="attention ignores padding and batches are cut to their longest "
                                                   "alert (about 2x faster inference; off in the shipped model)"),
+    select: bool = typer.Option(True, help="keep the epoch (of the second half) that lets the fewest wrong "
+                                           "remediations through the gate on validation, then decides most right"),
+    calibrate_threshold: bool = typer.Option(False, help="record the lowest stage threshold (>= 0.9) at which no "
+                                                         "wrong remediation passes the gate on validation"),
+    members: Optional[int] = typer.Option(None, help="models to train (other seeds) and average at inference "
+                                                     "(default: the preset's: cpu 2)"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
     outcome_weight: int = typer.Option(1, min=1, help="repeat examples labelled by real outcomes (dataset collect: "
                                                       "verified, ineffective, rejected) this many times"),
 ) -> None:
-    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer).
-    Records without an expectation (collected, not labelled yet) are skipped."""
+    """Train the TRM, select and check it on validation, evaluate it on the held-out split and export it
+    (safetensors + ONNX graph + config + tokenizer). Records without an expectation (collected, not
+    labelled yet) are skipped."""
+    from .trm.config import _PRESETS
     from .trm.evaluate import format_report
-    from .trm.recipe import reexport, train_from_jsonl
+    from .trm.recipe import format_summary, reexport, train_from_jsonl
 
     if not training_data:
         if export is None:
             raise typer.BadParameter("give --training-data to train, or --export to re-export a checkpoint")
         typer.echo(f"exported {reexport(output_dir, export)}")
         return
+    if preset not in _PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; choose from {sorted(_PRESETS)}")
     m = train_from_jsonl([str(p) for p in training_data], output_dir, preset=preset, seed=seed, epochs=epochs,
                          lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
                          model_overrides={"mask_padding": True} if mask_padding else None,
-                         split_by=split_by, export_dir=export, outcome_weight=outcome_weight, progress=True)
+                         split_by=split_by, export_dir=export, outcome_weight=outcome_weight, progress=True,
+                         select=select, calibrate_threshold=calibrate_threshold, members=members)
+    model_dir = export or output_dir / "model"
     typer.echo(format_report(m["test"], f"held-out by {split_by}"))
-    typer.echo(f"model: {export or output_dir / 'model'} ({m['model']['params']:,} parameters, preset {preset}, "
+    typer.echo(f"model: {model_dir} ({m['model']['members']} × {m['model']['params']:,} parameters, preset {preset}, "
                f"seed {seed}); metrics and plots in {output_dir}")
+    typer.echo(format_summary(m, model_dir))
 
 
 @app.command()
@@ -570,8 +584,9 @@ def evaluate(
     data: list[Path] = typer.Option(..., "--data", help="JSONL records {alert, expect} (repeat to merge)"),
     model: Optional[Path] = typer.Option(None, "--model", help="exported model (default: MODEL_PATH or packaged)"),
     held_out: bool = typer.Option(False, help="evaluate only the held-out test part of --data's split"),
-    seed: int = typer.Option(0, help="split seed (with --held-out)"),
-    split_by: str = typer.Option("name"),
+    seed: Optional[int] = typer.Option(None, help="split seed (with --held-out; default: the one the model "
+                                                  "was trained with)"),
+    split_by: Optional[str] = typer.Option(None, help="name | random (default: the model's)"),
     output_dir: Path = typer.Option(Path("runs/eval"), "--output-dir", help="where the PNGs and metrics go"),
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
@@ -586,8 +601,10 @@ def evaluate(
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
     pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
     records = labelled(merge([str(p) for p in data]))
-    if held_out:
-        records = split(records, seed=seed, by=split_by).test
+    if held_out:  # the split the model was trained with, unless told otherwise
+        trained = pred.meta.get("split") or {}
+        seed = seed if seed is not None else int(trained.get("seed", 0))
+        records = split(records, seed=seed, by=split_by or trained.get("by", "name")).test
     thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))
     m = evaluate_records(pred, records, threshold=thr)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -626,12 +643,22 @@ def dataset_generate(
     output: Path = typer.Option(Path("data/training.jsonl"), "--output", "-o"),
     n: int = typer.Option(20000, "--n", help="number of examples"),
     seed: int = typer.Option(0),
+    runbook_path: Optional[Path] = typer.Option(None, "--runbook", help="runbook YAML (default: RUNBOOK_PATH or "
+                                                                         "the packaged runbook)"),
 ) -> None:
     """Expand the runbook into varied training alerts (combine with collected data via `merge`)."""
     from . import runbook
     from .trm.generator import generate
 
-    records = generate(runbook.load(), n=n, seed=seed)
+    if runbook_path is not None and not runbook_path.is_file():
+        raise typer.BadParameter(f"no runbook at {runbook_path}")
+    import yaml
+
+    try:
+        book = runbook.load(runbook_path)
+    except (ValueError, yaml.YAMLError) as e:  # schema or YAML error: name the file
+        raise typer.BadParameter(f"{runbook_path or 'runbook'}: {e}") from None
+    records = generate(book, n=n, seed=seed)
     typer.echo(f"wrote {_write_jsonl(output, records)} examples to {output} (seed {seed})")
 
 

@@ -82,7 +82,7 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     res = compare.main(["--n", "300", "--seed", "3", "--gen-seed", "3", "--public", str(public), "--model-dir", str(tiny_model),
                         "--out", str(out), "--test-max", "8", "--knn-max-train", "24", "--knn-test-max", "6",
                         "--latency-n", "3", "--batch", "8", "--ablation-steps", "2",
-                        "--ablation-dir", str(tmp_path / "abl")])
+                        "--ablation-dir", str(tmp_path / "abl"), *real_rules_args(tmp_path)])
     rows = {r["method"]: r for r in res["methods"]}
     assert set(rows) == {"rules", "tfidf-logreg", "minilm-1nn", "trm-cpu", "trm-cpu@0.9 (stage)", "trm-paper",
                          "chain"}
@@ -115,3 +115,18 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     expected = ds.split(generate(n=300, seed=3), seed=3, by="name").info["sizes"]  # no duplicates at n=300
     assert saved["data"]["sizes"] == expected and saved["data"]["n"] == 300
     assert "bench/compare.py" in (out / "results.md").read_text()
+    real = res["real_rules"]
+    assert set(real["methods"]) == {"trm-cpu", "tfidf-logreg"} and real["info"]["rules"] == 1
+    assert "## Real rule sets" in (out / "results.md").read_text()
+    assert (out / "reliability_real_rules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def real_rules_args(tmp_path):
+    d = tmp_path / "rules" / "me__r"
+    d.mkdir(parents=True)
+    (d / "r.yaml").write_text("groups: [{name: g, rules: [{alert: KubePodCrashLooping, expr: 'kube_pod_container_status"
+                              "_restarts_total > 3'}]}]")
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("rules: [{source: 'me/r:r.yaml', group: g, alert: KubePodCrashLooping, expect: {function: "
+                      "pod-restart, parameters: {name: pod, namespace: namespace, type: '=pod'}}}]")
+    return ["--rules-dir", str(tmp_path / "rules"), "--labels", str(labels)]

@@ -139,3 +139,116 @@ def test_merge_dedups_and_detects_conflicts(tmp_path, recs):
     records.write_jsonl(c, [bad])
     with pytest.raises(ValueError, match="conflicting"):
         records.merge([a, c])
+
+
+# --------------------------------------------------------------------------- real-world shapes
+
+
+def _fams(recs, *names):
+    return [r for r in recs if r["meta"]["family"] in names and r["alert"]["status"] == "firing"]
+
+
+def test_mix_is_mostly_no_action_with_hard_negatives(recs):
+    act = [r for r in recs if r["expect"]["lambda_function"]]
+    assert 0.2 < len(act) / len(recs) < 0.35
+    hard = _fams(recs, "flux-suspended", "flux-other", "prom-self", "target-other", "pod-other", "crash-other",
+                 "storage-other")
+    idle = [r for r in recs if not r["expect"]["lambda_function"]]
+    assert len(hard) > 0.3 * len(idle)
+    assert all(not r["expect"]["lambda_function"] for r in hard)
+
+
+def test_kube_state_metrics_flux_alerts_carry_the_exporters_labels(recs):
+    ksm = _fams(recs, "flux-ksm")
+    assert len(ksm) > 100
+    sizes = [len(r["alert"]["labels"]) for r in ksm]
+    assert max(sizes) >= 20 and sum(s >= 17 for s in sizes) > len(sizes) / 2
+    for r in ksm:
+        lab, exp = r["alert"]["labels"], r["expect"]
+        assert lab["job"] == "kube-state-metrics" and lab["pod"].startswith(lab["service"])  # KSM's own pod
+        if lab.get("suspended") in ("true", "True") or lab["customresource_kind"] not in (
+                "Kustomization", "HelmRelease", "GitRepository"):
+            assert exp["lambda_function"] is None
+        else:  # the object's namespace, never kube-state-metrics' own
+            assert exp["lambda_function"].startswith("flux-reconcile-"), r
+            assert exp["parameters"] == {"name": lab["name"], "namespace": lab["exported_namespace"]}
+            assert exp["sources"] == {"name": "name", "namespace": "exported_namespace"}
+
+
+def test_suspended_objects_need_no_action_whatever_says_so(recs):
+    op = _fams(recs, "flux-operator", "flux-ksm")
+    susp = [r for r in op if r["alert"]["labels"].get("suspended") in ("true", "True")]
+    live = [r for r in op if r["alert"]["labels"].get("suspended") in ("false", "False", None)
+            and r["alert"]["labels"].get("customresource_kind", r["alert"]["labels"].get("kind")) == "Kustomization"]
+    assert susp and all(r["expect"]["lambda_function"] is None for r in susp)
+    assert live and all(r["expect"]["lambda_function"] == "flux-reconcile-kustomization" for r in live)
+    named = _fams(recs, "flux-suspended")
+    styles = {r["meta"]["style"] for r in named}
+    assert {"named", "text", "progress"} <= styles
+    for r in named:
+        if r["meta"]["style"] == "text":
+            text = " ".join(r["alert"]["annotations"].values()).lower()
+            assert "suspend" in text or "paused" in text
+
+
+def test_prometheus_self_monitoring_vs_its_target_missing(recs):
+    selfmon = _fams(recs, "prom-self")
+    assert len(selfmon) > 50
+    assert all("pod" in r["alert"]["labels"] and r["expect"]["lambda_function"] is None for r in selfmon
+               if r["alert"]["labels"].get("container") == "prometheus")
+    down = [r for r in _fams(recs, "down") if r["meta"]["style"].startswith("targetdown")]
+    assert down and all(r["expect"]["lambda_function"] == "pod-check-status" for r in down)
+    assert all(set(r["expect"]["parameters"]) == {"namespace"} for r in down)
+    other = [r for r in _fams(recs, "target-other") if r["meta"]["style"].startswith("other-job")]
+    assert other and all(r["expect"]["lambda_function"] is None for r in other)
+    assert not {r["alert"]["labels"]["job"] for r in down} & {r["alert"]["labels"]["job"] for r in other}
+
+
+def test_crash_loops_outside_kubernetes_carry_a_pod_but_need_no_action(recs):
+    systemd = [r for r in _fams(recs, "crash-other") if r["meta"]["style"].startswith("systemd")]
+    assert any("pod" in r["alert"]["labels"] for r in systemd)
+    assert all(r["expect"]["lambda_function"] is None for r in systemd)
+    assert all(r["alert"]["labels"]["name"].split(".")[-1] in ("service", "timer", "mount") for r in systemd)
+
+
+def test_generate_cli_takes_a_runbook_and_teaches_its_own_entries(tmp_path):
+    """An operator's entry (not a shape the generator knows) gets generated variants answered by the
+    runbook; the packaged entries keep their shapes."""
+    from typer.testing import CliRunner
+
+    from agent_sre.cli import app
+
+    book = rb.default_path().read_text() + """
+  - alert: MyAppStuck
+    description: My app stopped processing; restart its deployment.
+    when:
+      - match: {}
+        plan:
+          - function: pod-restart
+            parameters:
+              name: [deployment]
+              namespace: [namespace]
+              type: {value: deployment}
+"""
+    path = tmp_path / "runbook.yaml"
+    path.write_text(book)
+    out = tmp_path / "gen.jsonl"
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(path), "--n", "600", "--seed", "2",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    recs = records.read_jsonl(out)
+    mine = [x for x in recs if x["meta"]["family"] == "custom-MyAppStuck" and x["alert"]["status"] == "firing"]
+    assert len(mine) > 5
+    for x in mine:
+        lab = x["alert"]["labels"]
+        assert x["expect"]["lambda_function"] == "pod-restart"
+        assert x["expect"]["parameters"] == {"name": lab["deployment"], "namespace": lab["namespace"],
+                                             "type": "deployment"}
+    assert any(x["alert"]["labels"]["alertname"] != "MyAppStuck" for x in mine)  # variants of the name
+    assert any(x["meta"]["family"] == "crash" for x in recs)  # the packaged shapes are still there
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("alerts: [{alert: X, when: [{plan: [{function: no-such-function}]}]}]")
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(bad), "-o", str(tmp_path / "x.jsonl")])
+    assert r.exit_code != 0 and "no-such-function" in r.output
+    r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(tmp_path / "missing.yaml")])
+    assert r.exit_code != 0 and "no runbook at" in r.output

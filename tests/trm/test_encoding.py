@@ -155,3 +155,27 @@ def test_no_action_decodes_to_no_action(tok: Tokenizer):
     assert y[0] == 0 and y[1] == 0
     d = parse_answer(tok.decode(one_hot(tok, y, 0.8), a))
     assert d.lambda_function is None and d.plan == [] and d.confidence == pytest.approx(0.8)
+
+
+def test_label_budget_keeps_decisive_labels_of_crowded_alerts():
+    """An alert with more labels than the budget keeps the runbook's keys and the most relevant ones."""
+    from agent_sre.trm.encoding import label_relevance
+
+    recs = generate(n=1500, seed=4)
+    rel = label_relevance(recs)
+    assert rel["customresource_kind"] > rel["severity"] and rel["suspended"] > rel["endpoint"] * 0.1
+    tok = Tokenizer.build([r["alert"] for r in recs], seq_len=64, priority_keys=default_priority_keys(),
+                          max_labels=12, relevance=rel)
+    assert tok.key_rank[0] == max(rel, key=lambda k: (rel[k], k))
+    crowded = {"alertname": "HelmReleaseNotReady", "name": "app", "exported_namespace": "media",
+               "customresource_kind": "HelmRelease", "suspended": "true", "ready": "False",
+               **{f"zz_extra_{i}": "x" for i in range(20)}}
+    keys = {p.key for p in tok.encode({"labels": crowded}).layout if p.segment == SEG_LABEL}
+    assert len(keys) == 12
+    assert {"name", "exported_namespace", "customresource_kind", "suspended", "ready"} <= keys
+    again = Tokenizer.from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert again.encode({"labels": crowded}).ids == tok.encode({"labels": crowded}).ids
+    # a model exported before the budget was recorded keeps its 16 labels
+    old = tok.to_dict()
+    del old["max_labels"], old["key_rank"]
+    assert Tokenizer.from_dict(old).max_labels == 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,8 +159,42 @@ def test_train_from_jsonl_end_to_end(tmp_path):
     assert split_info["seed"] == 0 and split_info["sizes"] == m["sizes"]
     assert m["test"]["n"] == m["sizes"]["test"] > 0
     p = load_predictor(out / "model")
-    assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
-    assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
+    assert p.tok.seq_len == 64 and p.tok.max_labels == 24 and p.meta["catalog_hash"] == catalog.catalog_hash()
+    assert p.meta["tokenizer"]["words"] and p.tok.key_rank  # vocabulary and label ranking travel with the model
+    assert p.threshold() == m["validation"]["threshold"] >= 0.9
+
+
+def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
+    """The epochs of the second half are scored on validation (wrong remediations past the gate at the
+    stage threshold, then decisions right); the export is the selected one; the summary says how safe
+    validation found it — or warns. With calibrate_threshold the threshold is the lowest safe one."""
+    from agent_sre.trm.evaluate import THRESHOLDS
+    from agent_sre.trm.recipe import format_summary, train_from_jsonl
+
+    data = tmp_path / "gen.jsonl"
+    ds.write_jsonl(data, generate(n=400, seed=6))
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=3, batch_size=64, progress=True)
+    sel = m["selection"]
+    assert [s["epoch"] for s in sel] == [2, 3]  # epoch 1 of 3 is not a candidate
+    best = max(sel, key=lambda s: tuple(s["score"]))
+    assert m["model"]["selected_epoch"] == best["epoch"]
+    for s in sel:
+        assert s["score"] == [-s["val_wrong_past_gate"], s["val_right_decided"]]
+    v = m["validation"]
+    assert v["threshold"] == 0.9 and v["chosen"]["threshold"] == 0.9
+    assert v["safe"] is (v["chosen"]["wrong_allowed"] == 0)
+    text = format_summary(m, tmp_path / "out" / "model")
+    assert f"MODEL_PATH={tmp_path / 'out' / 'model'}" in text and "validation (" in text
+    assert ("NOT SAFE ON VALIDATION" in text) is (not v["safe"])
+    unsafe = {**m, "validation": {**v, "safe": False}}
+    assert "NOT SAFE ON VALIDATION" in format_summary(unsafe, tmp_path)
+    c = train_from_jsonl(data, tmp_path / "cal", preset="tiny", epochs=1, batch_size=64, calibrate_threshold=True)
+    cv = c["validation"]
+    assert cv["threshold"] in THRESHOLDS
+    if cv["safe"]:
+        assert all(a["wrong_allowed"] > 0 for a in cv["at"] if a["threshold"] < cv["threshold"])
+    err = capsys.readouterr().err  # not a terminal: readable progress lines, one per epoch at least
+    assert "epoch 1/3 done, optimizer step" in err and "epoch 3/3 done" in err and "\r" not in err
 
 
 def test_backend_choice_and_its_reasons(model_dir, tmp_path):
@@ -220,3 +255,44 @@ def test_one_threshold_and_threads_rule_for_the_stage_and_the_service(model_dir,
     stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
     assert stage.threshold == engine.threshold == 0.5
     assert stage.predictor.info["threads"] == engine.info["threads"] == 2
+
+
+def test_an_ensemble_export_is_served_as_the_average_of_its_members(tmp_path):
+    """Two members trained on the same split: one directory, the members in subdirectories, every
+    backend averaging their probabilities; a member that does not fit refuses to load."""
+    from agent_sre.trm import artifact
+    from agent_sre.trm.infer import EnsembleTRM
+    from agent_sre.trm.recipe import reexport, train_from_jsonl
+
+    data = tmp_path / "gen.jsonl"
+    ds.write_jsonl(data, generate(n=300, seed=8))
+    m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=3, batch_size=32,
+                         members=2, select=False)
+    model = tmp_path / "out" / "model"
+    assert m["model"]["members"] == 2 and [x["seed"] for x in m["members"]] == [0, 1000]
+    assert artifact.read(model).extra["members"] == ["member-1"]
+    alerts = [r["alert"] for r in generate(n=12, seed=9)]
+    for backend in ("onnx", "torch"):
+        ens = load_predictor(model, backend=backend)
+        assert isinstance(ens.model, EnsembleTRM) and ens.info["members"] == 2
+        one = load_predictor(model, backend=backend).model.members
+        _, x = ens.encode(alerts)
+        want = np.mean([o.predict(x)["probs"] for o in one], axis=0)
+        assert np.allclose(ens.forward(x)["probs"], want, atol=1e-6)
+        assert len(ens.predict_batch(alerts)) == 12
+    again = reexport(model, tmp_path / "again")  # an export with members re-exports whole
+    assert load_predictor(again).info["members"] == 2
+    again = reexport(tmp_path / "out", tmp_path / "from-run")  # and from the training runs
+    assert load_predictor(again).info["members"] == 2
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    cfg = json.loads((bad / "member-1" / "config.json").read_text())
+    cfg["model"]["hidden"] = 64
+    (bad / "member-1" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="member"):
+        load_predictor(bad)
+    meta = json.loads((bad / "config.json").read_text())
+    meta["extra"]["members"] = ["../elsewhere"]
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="subdirectory"):
+        load_predictor(bad)

@@ -244,3 +244,26 @@ def test_a_single_supervision_step_trains(tmp_path):
     m = train(mc, TrainConfig(max_steps=5, batch_size=16, num_threads=1), (X, Y), None,
               output_dir=tmp_path, progress=False)
     assert m["steps"] >= 5 and set(m["sup_steps_hist"]) == {1}
+
+
+def test_paper_recipe_trains_with_stablemax_and_adam_atan2(tmp_path):
+    """The paper preset's recipe (AdamATan2, stablemax cross-entropy, plain EMA, no clipping), on the tiny
+    shape: it learns, and a model whose output is stablemax gives normalised probabilities."""
+    from agent_sre.trm.recipe import TRAIN_PRESETS
+
+    paper = TRAIN_PRESETS["paper"]
+    assert (paper["optimizer"], paper["loss"], paper["grad_clip"], paper["ema_warmup"]) == (
+        "adamatan2", "stablemax", None, False)
+    assert TRMConfig.preset("paper", seq_len=8, feature_vocab=(6, 3), n_out=2).output == "stablemax"
+    X, Y = match_task(128)
+    recipe = {**paper, "lr": 3e-3, "warmup_steps": 10, "batch_size": 32, "epochs": 20, "ema_decay": 0.9}
+    c = cfg(output="stablemax")
+    m = train(c, tcfg(**recipe), (X, Y), val_set=(X, Y), output_dir=tmp_path, progress=False)
+    assert m["val_token_acc"] >= 0.9, m
+    model, _ = model_from_checkpoint(tmp_path / "checkpoint.pt")
+    probs = model.predict(X[:16])["probs"]
+    assert torch.allclose(probs[:, :-1].sum(-1), torch.ones(16, 7), atol=1e-5)
+    with pytest.raises(ValueError):
+        tcfg(loss="focal")
+    with pytest.raises(ValueError):
+        cfg(output="sparsemax")

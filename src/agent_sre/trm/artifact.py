@@ -9,6 +9,9 @@ a server reads a model with ONNX Runtime alone.
 
 The export is one unit: a missing or mismatching file makes the whole directory unusable, whichever
 backend would read it, so a corrupt volume is caught the same way everywhere.
+
+An ensemble is an export whose ``extra["members"]`` lists further exports in subdirectories (the same
+tokenizer, the same shape, other weights); the served model averages their answers (``members``).
 """
 from __future__ import annotations
 
@@ -93,3 +96,19 @@ def read(model_dir: str | Path) -> Exported:
             raise ModelLoadError(f"{p} does not match the checksum in {CONFIG} (corrupt or replaced)")
     extra = meta.get("extra", {})
     return Exported(d, cfg, extra if isinstance(extra, dict) else {}, meta)
+
+
+def members(exp: Exported) -> list[Exported]:
+    """The other members of an ensemble export (``extra["members"]``: subdirectory names), each read
+    and checked like an export, and required to have the same model config; [] for a single model."""
+    names = exp.extra.get("members") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n and "/" not in n and n not in (".", "..")
+                                              for n in names):
+        raise ModelLoadError(f"{exp.path}: extra.members must be a list of subdirectory names")
+    out = []
+    for n in names:
+        m = read(exp.path / n)
+        if m.cfg != exp.cfg:
+            raise ModelLoadError(f"{m.path}: ensemble member's model config differs from {exp.path}'s")
+        out.append(m)
+    return out

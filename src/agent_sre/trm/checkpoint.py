@@ -77,10 +77,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True,
-                          map_location: str | torch.device = "cpu") -> tuple[TRM, TRMConfig]:
-    """The (EMA by default) model from a training checkpoint, ready for evaluate/export."""
+                          map_location: str | torch.device = "cpu", selected: bool = True) -> tuple[TRM, TRMConfig]:
+    """The model from a training checkpoint, ready for evaluate/export: the EMA snapshot the run
+    selected by validation when it selected one (``selected``), else the last EMA (or, with
+    ``use_ema=False``, the raw weights)."""
     ck = load_checkpoint(path, map_location)
     cfg = TRMConfig.from_dict(ck["model_config"])
     model = TRM(cfg)
-    model.load_state_dict(ck["ema"] if use_ema else ck["model"])
+    if use_ema and selected and ck.get("selected"):
+        model.load_state_dict(ck["selected"]["ema"])
+    else:
+        model.load_state_dict(ck["ema"] if use_ema else ck["model"])
     return model.eval(), cfg

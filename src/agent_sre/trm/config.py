@@ -8,7 +8,9 @@ from typing import Any
 _PRESETS: dict[str, dict[str, Any]] = {
     # The paper's attention configuration (Sudoku-Extreme MLP / Maze / ARC): 2 layers, D=512, 8 heads,
     # n=6, T=3, N_sup=16. SwiGLU width rounded to multiples of 256 as in the reference code.
-    "paper": dict(hidden=512, heads=8, layers=2, expansion=4.0, n=6, T=3, n_sup=16, ffn_multiple=256),
+    # 16 learned prefix positions (the reference's puzzle_emb_len) and stablemax outputs, as trained.
+    "paper": dict(hidden=512, heads=8, layers=2, expansion=4.0, n=6, T=3, n_sup=16, ffn_multiple=256, n_prefix=16,
+                  output="stablemax"),
     # Serving on 2 CPU cores: (n+1)*T = 6 net calls per supervision step, ACT usually stops early.
     # Sized for a few ms per supervision step for one alert at L=40 on a slow, shared 2-core CPU
     # (hidden 128 measured ~2x slower for no accuracy gain on the alert task).
@@ -42,11 +44,16 @@ class TRMConfig:
     # shipped model: a retrain with it scored better on validation but let 3 wrong remediations
     # through the gate on the held-out test split (0 for the shipped model); see the README.
     mask_padding: bool = False
+    # How the output logits become class probabilities at inference: "softmax", or "stablemax" for a
+    # model trained with the stablemax cross-entropy (the paper's recipe), so confidences match training.
+    output: str = "softmax"
 
     def __post_init__(self) -> None:
         self.feature_vocab = tuple(int(v) for v in self.feature_vocab)
         if not self.feature_vocab or min(self.feature_vocab) < 2:
             raise ValueError("feature_vocab needs >=1 channel, each with >=2 ids (0 is padding)")
+        if self.output not in ("softmax", "stablemax"):
+            raise ValueError(f"output must be 'softmax' or 'stablemax', not {self.output!r}")
         if self.mixer not in ("attention", "mlp"):
             raise ValueError(f"mixer must be 'attention' or 'mlp', not {self.mixer!r}")
         if self.hidden % self.heads or (self.hidden // self.heads) % 2:

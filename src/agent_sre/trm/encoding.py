@@ -7,7 +7,7 @@ model's text answer (a JSON object), which is parsed and validated like any othe
 
 Layout (default ``L = 48``)::
 
-    [FN1] [FN2] [ENUM pod-restart.type] [STATUS] | alertname words (≤ 8) | labels (≤ 16) | annotation words
+    [FN1] [FN2] [ENUM pod-restart.type] [STATUS] | alertname words (≤ 8) | labels (≤ max_labels) | annotation words
 
 * ``FN1`` / ``FN2`` are output slots: plan step 1 / step 2 function, or ``none``.
 * one ``ENUM`` slot per enumerated catalog parameter (``catalog.enum_slots()``): its value or ``none``.
@@ -15,7 +15,10 @@ Layout (default ``L = 48``)::
 * alertname words: ``KubePodCrashLooping`` → kube pod crash looping (CamelCase, snake, kebab).
 * one position per label (key, whole value): the ``key`` channel says which label, and the output
   says which parameter of step 1 this value fills (``param:name`` ...) or ``none``. A parameter is
-  copied as the whole label value, so a value never has to be in the vocabulary.
+  copied as the whole label value, so a value never has to be in the vocabulary. Real alerts carry
+  up to ~21 labels (kube-state-metrics custom-resource-state); when an alert has more than
+  ``max_labels``, the runbook's keys are kept first, then the keys that told most about the decision
+  in training (``key_rank``, from ``label_relevance``), then the rest alphabetically.
 * annotation words (summary, message, description) fill the rest.
 
 Channels (``F = 8``): segment, word, key, index, prefix-3 hash, prefix-5 hash, suffix-3 hash,
@@ -26,6 +29,7 @@ character n-grams and shape, so ``homepage`` or ``GitRepo`` have meaningful feat
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from collections import Counter
@@ -53,7 +57,7 @@ SEG_FN1, SEG_FN2, SEG_ENUM, SEG_STATUS, SEG_NAME, SEG_LABEL, SEG_ANNOT = range(1
 N_SEGMENTS = 8
 
 MAX_NAME_WORDS = 8
-MAX_LABELS = 16
+MAX_LABELS = 16  # the budget of models exported before ``max_labels`` was recorded
 MAX_INDEX = 32
 ANNOTATION_KEYS = ("summary", "message", "description")
 _ALERTNAME_KEY = "__alertname__"
@@ -170,15 +174,54 @@ class Encoded:
         return [(i, p) for i, p in enumerate(self.layout) if p.segment == SEG_LABEL]
 
 
-def _label_order(labels: Mapping[str, str], priority: Iterable[str]) -> list[tuple[str, str]]:
-    """Labels to encode (alertname excluded, empty values dropped): priority keys first (the runbook's
-    parameter and match keys), then the rest sorted, capped at MAX_LABELS."""
+def _label_order(labels: Mapping[str, str], priority: Iterable[str], max_labels: int = MAX_LABELS,
+                 rank: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """Labels to encode (alertname excluded, empty values dropped), in key order: at most
+    ``max_labels``, chosen priority keys first (the runbook's parameter and match keys), then by
+    ``rank`` (lower first), then alphabetically."""
     items = {k: v for k, v in labels.items() if k != "alertname" and v != ""}
-    pri = [k for k in priority if k in items]
-    pri_set = set(pri)
-    rest = sorted(k for k in items if k not in pri_set)
-    keep = (pri + rest)[:MAX_LABELS]
-    return [(k, items[k]) for k in sorted(keep)]
+    if len(items) > max_labels:
+        pri = [k for k in priority if k in items]
+        pri_set = set(pri)
+        far = len(rank or ())
+        rest = sorted((k for k in items if k not in pri_set), key=lambda k: ((rank or {}).get(k, far), k))
+        items = {k: items[k] for k in (pri + rest)[:max_labels]}
+    return sorted(items.items())
+
+
+def label_relevance(records: Iterable[Mapping[str, Any]], *, max_value_cardinality: int = 64,
+                    min_count: int = 5) -> dict[str, float]:
+    """How much each label key tells about the expected decision, in bits: the information gain of
+    the key's value (its presence, for keys with many values) about the expected function, over
+    training records ``{alert, expect}``. Used to rank keys for the label budget."""
+    import math
+
+    recs = list(records)
+    target = [str((r.get("expect") or {}).get("lambda_function")) for r in recs]
+
+    def entropy(c: Counter[str]) -> float:
+        n = sum(c.values())
+        return -sum(v / n * math.log2(v / n) for v in c.values() if v)
+
+    h = entropy(Counter(target))
+    values: dict[str, Counter[str]] = {}
+    for r in recs:
+        for k, v in ((r.get("alert") or {}).get("labels") or {}).items():
+            if k != "alertname":
+                values.setdefault(k, Counter())[str(v).lower()] += 1
+    out: dict[str, float] = {}
+    n = len(recs)
+    for k, vc in values.items():
+        if sum(vc.values()) < min_count:
+            continue
+        by_value = len(vc) <= max_value_cardinality
+        groups: dict[str, Counter[str]] = {}
+        for r, t in zip(recs, target):
+            v = ((r.get("alert") or {}).get("labels") or {}).get(k)
+            g = "<absent>" if v in (None, "") else (str(v).lower() if by_value else "<present>")
+            groups.setdefault(g, Counter())[t] += 1
+        out[k] = h - sum(sum(c.values()) / n * entropy(c) for c in groups.values())
+    return out
 
 
 @dataclass
@@ -190,18 +233,25 @@ class Tokenizer:
     hash_buckets: int = 2048
     shape_buckets: int = 512
     priority_keys: list[str] = field(default_factory=list)
+    max_labels: int = MAX_LABELS
+    key_rank: list[str] = field(default_factory=list)  # label keys, most relevant first (label_relevance)
     space: LabelSpace = field(default_factory=LabelSpace.from_catalog)
     # (segment, token, key, index, word) → features: alert names, label keys and annotation words
     # repeat across alerts, so most positions are a dict hit instead of four CRCs and a regex.
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _rank_map: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ vocabulary
     @classmethod
     def build(cls, alerts: Iterable[Mapping[str, Any] | Alert], *, seq_len: int = 48, min_count: int = 2,
               max_words: int = 6000, max_value_cardinality: int = 64,
-              priority_keys: Iterable[str] = ()) -> "Tokenizer":
+              priority_keys: Iterable[str] = (), max_labels: int = MAX_LABELS,
+              relevance: Mapping[str, float] | None = None, frequent_value: int = 20) -> "Tokenizer":
         """Vocabulary from training alerts: alertname and annotation words, label keys, and the values
-        of low-cardinality labels (kind, severity, job, ...). Deterministic: sorted by count, then text."""
+        of low-cardinality labels (kind, severity, ...) and the values seen at least ``frequent_value``
+        times of the others (``job=kube-state-metrics``). ``relevance`` (``label_relevance`` of the
+        training records) ranks label keys for the ``max_labels`` budget. Deterministic: sorted by
+        count, then text."""
         word_count: Counter[str] = Counter()
         key_count: Counter[str] = Counter()
         values: dict[str, Counter[str]] = {}
@@ -221,12 +271,16 @@ class Tokenizer:
         for k, c in values.items():
             if len(c) <= max_value_cardinality:
                 word_count.update(c)
+            else:  # a many-valued key (job, service): its frequent values still say something
+                word_count.update({v: n for v, n in c.items() if n >= frequent_value})
         ranked = sorted((w for w, n in word_count.items() if n >= min_count), key=lambda w: (-word_count[w], w))
         words = {w: RESERVED + i for i, w in enumerate(ranked[:max_words])}
         ranked_keys = sorted((k for k, n in key_count.items() if n >= min_count), key=lambda k: (-key_count[k], k))
         keys = {k: RESERVED + i for i, k in enumerate([_ALERTNAME_KEY, *ANNOTATION_KEYS] +
                                                       [k for k in ranked_keys if k not in ANNOTATION_KEYS])}
-        return cls(seq_len=seq_len, words=words, keys=keys, priority_keys=list(priority_keys))
+        rank = sorted(relevance or {}, key=lambda k: (-round((relevance or {})[k], 9), k))
+        return cls(seq_len=seq_len, words=words, keys=keys, priority_keys=list(priority_keys),
+                   max_labels=max_labels, key_rank=rank)
 
     @property
     def n_slots(self) -> int:
@@ -243,6 +297,7 @@ class Tokenizer:
         return {"seq_len": self.seq_len, "words": self.words, "keys": self.keys,
                 "key_buckets": self.key_buckets, "hash_buckets": self.hash_buckets,
                 "shape_buckets": self.shape_buckets, "priority_keys": self.priority_keys,
+                "max_labels": self.max_labels, "key_rank": self.key_rank,
                 "space": self.space.to_dict(), "feature_vocab": list(self.feature_vocab), "version": 1}
 
     @classmethod
@@ -250,12 +305,19 @@ class Tokenizer:
         t = cls(seq_len=int(d["seq_len"]), words={k: int(v) for k, v in d["words"].items()},
                 keys={k: int(v) for k, v in d["keys"].items()}, key_buckets=int(d["key_buckets"]),
                 hash_buckets=int(d["hash_buckets"]), shape_buckets=int(d["shape_buckets"]),
-                priority_keys=list(d.get("priority_keys", [])), space=LabelSpace.from_dict(d["space"]))
+                priority_keys=list(d.get("priority_keys", [])), max_labels=int(d.get("max_labels", MAX_LABELS)),
+                key_rank=list(d.get("key_rank", [])), space=LabelSpace.from_dict(d["space"]))
         if "feature_vocab" in d and tuple(d["feature_vocab"]) != t.feature_vocab:
             raise ValueError("tokenizer vocabulary is inconsistent with its recorded feature sizes")
         return t
 
     # ------------------------------------------------------------------ features
+    @property
+    def _rank(self) -> dict[str, int]:
+        if len(self._rank_map) != len(self.key_rank):
+            self._rank_map = {k: i for i, k in enumerate(self.key_rank)}
+        return self._rank_map
+
     def word_id(self, w: str) -> int:
         return self.words.get(w.lower(), UNK)
 
@@ -311,7 +373,7 @@ class Tokenizer:
         add(Position(SEG_STATUS, value=status), self._features(SEG_STATUS, status, None, 0))
         for i, w in enumerate(split_name(labels.get("alertname", ""))[:MAX_NAME_WORDS]):
             add(Position(SEG_NAME, key=_ALERTNAME_KEY, value=w), self._features(SEG_NAME, w, _ALERTNAME_KEY, i))
-        for i, (k, v) in enumerate(_label_order(labels, self.priority_keys)):
+        for i, (k, v) in enumerate(_label_order(labels, self.priority_keys, self.max_labels, self._rank)):
             add(Position(SEG_LABEL, key=k, value=v), self._features(SEG_LABEL, v, k, i))
         for k in ANNOTATION_KEYS:
             for i, w in enumerate(text_words(annotations.get(k, ""))):
@@ -388,11 +450,11 @@ class Tokenizer:
         j2, p2 = best(seg_index[SEG_FN2], fn_classes)
         fn1 = None if j1 == 0 else cls[j1][3:]
         fn2 = None if j2 == 0 else cls[j2][3:]
-        conf = p1
+        parts = [p1]  # the probability of every choice the answer rests on
         if fn1 is None:
             return Answer(json.dumps({"lambda_function": None, "parameters": {},
-                                      "reasoning": "trm: no remediation for this alert"}), conf, [])
-        conf *= p2
+                                      "reasoning": "trm: no remediation for this alert"}), p1, [])
+        parts.append(p2)
         spec1 = catalog.get(fn1) if fn1 in catalog.function_names() else None
         wanted = [p for p in (spec1.parameter_names() if spec1 else []) if p in sp.params]
         param_classes = [0] + [cls.index(f"param:{p}") for p in sp.params]
@@ -413,12 +475,12 @@ class Tokenizer:
             params[p] = enc.layout[i].value or ""
             sources[p] = enc.layout[i].key or ""
             used.add(i)
-            conf *= pj
+            parts.append(pj)
         # Every label position not used must be confidently "none" (no second candidate).
         for i, _pos in enc.label_positions():
             if i not in used:
-                conf *= max(P[i][0], max((P[i][c] for c in param_classes[1:]
-                                          if cls[c][6:] not in wanted), default=0.0))
+                parts.append(max(P[i][0], max((P[i][c] for c in param_classes[1:]
+                                               if cls[c][6:] not in wanted), default=0.0)))
         plan: list[dict[str, Any]] = [{"lambda_function": fn1, "parameters": params}]
         steps = [fn1] + ([fn2] if fn2 else [])
         enum_values: dict[tuple[str, str], str] = {}
@@ -430,7 +492,7 @@ class Tokenizer:
             j, pj = best(i, [0] + allowed)
             if j != 0:
                 enum_values[(sfn, sparam)] = cls[j].split("=", 1)[1]
-                conf *= pj
+                parts.append(pj)
         for (sfn, sparam), v in enum_values.items():
             if sfn == fn1:
                 params[sparam] = v
@@ -439,6 +501,8 @@ class Tokenizer:
             later = {k: v for (f, k), v in enum_values.items() if f == fn2}
             prev = [k for k in (spec2.required_parameters() if spec2 else []) if k not in later]
             plan.append({"lambda_function": fn2, "parameters": later, "from_previous": prev})
+        # The product of every choice's probability: a remediation is only as sure as all of them together.
+        conf = math.prod(parts)
         src = ", ".join(f"{k}<-{v}" for k, v in sources.items())
         text = json.dumps({"lambda_function": fn1, "parameters": params, "plan": plan,
                            "reasoning": f"trm: {fn1}" + (f" then {fn2}" if fn2 else "") + (f" ({src})" if src else "")})

@@ -199,6 +199,56 @@ def format_tables(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def decision_rows(predictor: Any, records: list[dict[str, Any]], *, batch_size: int = 256) -> list[dict[str, Any]]:
+    """One row per record: the proposal, its confidence, whether it is right, and — for a remediation —
+    whether the stateless gate allows it (its confidence floors apply; the stage threshold does not),
+    so ``safety`` can read the figures at any threshold without running the model again."""
+    from ..alerts import Alert
+    from ..gate import Gate
+
+    gate = Gate()
+    rows = []
+    for i in range(0, len(records), batch_size):
+        chunk = records[i:i + batch_size]
+        for r, p in zip(chunk, predictor.predict_batch([c["alert"] for c in chunk])):
+            d, exp = p.decision, r["expect"]
+            fn = (d.lambda_function if d is not None else INVALID) or NONE
+            want = exp.get("lambda_function") or NONE
+            right = fn == want and (want == NONE or dict(d.parameters) == normalise_parameters(
+                want, exp.get("parameters") or {}))
+            firing = r["alert"].get("status", "firing") == "firing"
+            allowed = bool(d is not None and d.lambda_function and firing
+                           and gate.check(Alert.model_validate(r["alert"]), d).allowed)
+            rows.append({"fn": fn, "want": want, "right": right, "conf": float(p.confidence), "allowed": allowed,
+                         "alertname": r["alert"]["labels"].get("alertname"),
+                         "params": dict(d.parameters) if d is not None else {}})
+    return rows
+
+
+def safety(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """What the stage at ``threshold`` lets through the gate: remediations allowed, wrong ones among
+    them, and decisions made (exact, of all records)."""
+    acted = [x for x in rows if x["fn"] not in (NONE, INVALID) and x["conf"] >= threshold and x["allowed"]]
+    decided_right = [x for x in rows if x["right"] and x["conf"] >= threshold]
+    return {"threshold": threshold, "allowed": len(acted), "wrong_allowed": sum(not x["right"] for x in acted),
+            "exact_decided": len(decided_right), "n": len(rows),
+            "actionable_exact_decided": sum(x["want"] != NONE for x in decided_right),
+            "actionable": sum(x["want"] != NONE for x in rows)}
+
+
+THRESHOLDS = (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+
+
+def pick_threshold(rows: list[dict[str, Any]], floor: float = 0.9,
+                   grid: tuple[float, ...] = THRESHOLDS) -> tuple[float, bool]:
+    """The lowest threshold of ``grid`` (>= ``floor``) at which no wrong remediation passes the gate on
+    ``rows`` (validation), and whether one did; (the highest of the grid, False) when none does."""
+    for t in (g for g in grid if g >= floor):
+        if safety(rows, t)["wrong_allowed"] == 0:
+            return t, True
+    return max(grid), False
+
+
 def gate_view(predictor: Any, records: list[dict[str, Any]], *, threshold: float = 0.9,
               batch_size: int = 256) -> dict[str, Any]:
     """What would reach the cluster: TRM decisions above ``threshold`` that the default gate allows

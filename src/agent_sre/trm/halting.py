@@ -16,7 +16,7 @@ Step = Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray]]
 
 
 def act(step: Step, batch: int, *, length: int, width: int, n_out: int, max_steps: int,
-        halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
+        halt_threshold: float = 0.0, output: str = "softmax") -> dict[str, np.ndarray]:
     """Run up to ``max_steps`` supervision steps. A row halts at the first step whose halting logit
     exceeds ``halt_threshold`` (0.0 <=> sigmoid > 0.5), or at the last step; its answer is frozen
     there and it is not computed again.
@@ -34,7 +34,7 @@ def act(step: Step, batch: int, *, length: int, width: int, n_out: int, max_step
         logits, q = step(running)
         halt = q > halt_threshold if s < max_steps else np.ones(len(q), dtype=bool)
         done = rows[halt]
-        probs[done, :length] = softmax(logits[halt])
+        probs[done, :length] = stablemax(logits[halt]) if output == "stablemax" else softmax(logits[halt])
         steps[done] = s
         q_halt[done] = sigmoid(q[halt])
         if halt.all():
@@ -55,6 +55,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     lg = logits.astype(np.float32, copy=False)
     e = np.exp(lg - lg.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def stablemax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities under stablemax: s(x) = x + 1 for x >= 0, 1 / (1 - x) below, normalised."""
+    lg = logits.astype(np.float64, copy=False)
+    s = np.where(lg >= 0, lg + 1.0, 1.0 / (1.0 - np.minimum(lg, 0.0)))
+    return (s / s.sum(-1, keepdims=True)).astype(np.float32)
 
 
 def sigmoid(q: np.ndarray) -> np.ndarray:

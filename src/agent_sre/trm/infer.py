@@ -10,6 +10,10 @@ catalog, and runs the model with one of two backends:
 * ``auto``: ``onnx`` when ONNX Runtime is installed, the export has its graph and the device is the
   CPU; otherwise ``torch``. The choice and its reason are in ``Predictor.info``.
 
+An ensemble export (``artifact.members``) is served by ``EnsembleTRM``: every member runs on the same
+token ids and their class probabilities are averaged, so an answer the members disagree on comes out
+with a low confidence.
+
 Both run the same early-halting loop (``halting.act``). ``Predictor.predict_batch`` encodes all
 alerts, runs ONE ``model.predict`` and decodes each grid to the model's text answer, which is parsed
 and validated against the catalog. ``judge`` is the TRM stage's rule for which answers become
@@ -170,15 +174,21 @@ def load_predictor(model_dir: str | Path, *, backend: Backend = "auto", threads:
     if tuple(cfg.feature_vocab) != tok.feature_vocab or cfg.n_out != tok.space.n_out or cfg.seq_len != tok.seq_len:
         raise ModelLoadError(f"{exp.path}: model config does not fit its tokenizer (feature sizes / classes / length)")
     threads = max(1, int(threads))
+    parts = [exp, *artifact.members(exp)]
     used, why = choose_backend(exp, backend, device)
-    if used == "onnx":
-        from .onnx import OnnxTRM
+    for m in parts[1:]:  # every member must run on the backend the first one runs on
+        choose_backend(m, used, device)
 
-        model: Any = OnnxTRM(exp.path / artifact.GRAPH, cfg, threads=threads)
-    else:
-        model = TorchTRM.load(exp.path, device=device, threads=threads)
+    def backend_for(m: artifact.Exported) -> Any:
+        if used == "onnx":
+            from .onnx import OnnxTRM
+
+            return OnnxTRM(m.path / artifact.GRAPH, cfg, threads=threads)
+        return TorchTRM.load(m.path, device=device, threads=threads)
+
+    model: Any = backend_for(exp) if len(parts) == 1 else EnsembleTRM([backend_for(m) for m in parts])
     pred = Predictor(model, tok, exp.extra, halt_threshold=halt_threshold)
-    pred.info.update(backend=used, backend_note=why, threads=threads, model_dir=str(exp.path),
+    pred.info.update(backend=used, backend_note=why, threads=threads, model_dir=str(exp.path), members=len(parts),
                      parameters=exp.meta.get("parameters"), hidden=cfg.hidden, n_sup=cfg.n_sup, seq_len=cfg.seq_len)
     log.info("TRM from %s: backend %s (%s), %d thread(s)", exp.path, used, why, threads)
     return pred
@@ -240,3 +250,24 @@ class TorchTRM:
         xt = torch.from_numpy(np.asarray(x, dtype=np.int64)).to(self.device)
         out = self.model.predict(xt, max_steps=max_steps, halt_threshold=halt_threshold)
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+class EnsembleTRM:
+    """Several models over the same token ids: each runs its own early-halting loop; the class
+    probabilities are averaged, a row's steps are the most any member used and its halting
+    probability the lowest."""
+
+    name = "ensemble"
+
+    def __init__(self, members: list[Any]):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = members
+        self.cfg = members[0].cfg
+
+    def predict(self, x: np.ndarray, max_steps: int | None = None,
+                halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
+        outs = [m.predict(x, max_steps=max_steps, halt_threshold=halt_threshold) for m in self.members]
+        return {"probs": np.mean([np.asarray(o["probs"]) for o in outs], axis=0),
+                "steps": np.max([np.asarray(o["steps"]) for o in outs], axis=0),
+                "q_halt": np.min([np.asarray(o["q_halt"]) for o in outs], axis=0)}

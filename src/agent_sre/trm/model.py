@@ -267,7 +267,7 @@ class TRM(nn.Module):
             return logits.float().cpu().numpy(), q.float().cpu().numpy()
 
         out = act(step, B, length=L, width=width, n_out=self.cfg.n_out, max_steps=max_steps or self.cfg.n_sup,
-                  halt_threshold=halt_threshold)
+                  halt_threshold=halt_threshold, output=self.cfg.output)
         return {k: torch.from_numpy(v).to(x.device) for k, v in out.items()}
 
 

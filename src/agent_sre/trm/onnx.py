@@ -92,7 +92,7 @@ class OnnxTRM:
             return logits, q
 
         return act(step, B, length=L, width=width, n_out=cfg.n_out, max_steps=max_steps or cfg.n_sup,
-                   halt_threshold=halt_threshold)
+                   halt_threshold=halt_threshold, output=cfg.output)
 
 
 # ---------------------------------------------------------------------------- export (torch)

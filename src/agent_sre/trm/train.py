@@ -1,4 +1,4 @@
-"""Generic TRM trainer: deep supervision + ACT + AdamW + EMA, over any (inputs, labels) tensors.
+"""Generic TRM trainer: deep supervision + ACT + AdamW (or AdamATan2) + EMA, over any (inputs, labels) tensors.
 
 Per batch (the paper's Algorithm / the reference `pretrain.py`, reorganised batch-by-batch):
 
@@ -18,6 +18,14 @@ halt_exploration_prob a sample gets a random minimum of 2..n_sup steps before it
 
 Checkpoints and the max_steps stop are taken at batch boundaries (a batch's carry is never saved), which is
 what makes resume exact: data order is a function of (seed, epoch), the exploration RNG state is saved.
+
+Selection: ``select_fn(ema)`` (given to ``train``) scores the EMA model after every epoch from
+``select_from_epoch`` on; the best-scoring snapshot is kept in the checkpoint (``selected``) and is what
+``model_from_checkpoint`` returns. The recipe scores by validation with a safety criterion (fewest wrong
+remediations that pass the gate, then the most decisions right).
+
+Progress: on a terminal a bar over batches with the epoch, optimizer steps, loss and accuracy; otherwise
+(a log file, CI) one plain line every ``log_every_s`` seconds and at each epoch's end.
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint
 from .model import IGNORE_INDEX, TRM, TRMConfig, count_parameters
+from .optim import AdamATan2, stablemax_cross_entropy
 
 CHECKPOINT = "checkpoint.pt"
 META = "train_meta.json"
@@ -61,6 +70,11 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     checkpoint_every: int = 500  # optimizer steps
     halt_loss_weight: float = 0.5  # reference: lm_loss + 0.5 * q_halt_loss
+    loss: str = "softmax"  # "softmax" cross-entropy | "stablemax" (the paper's)
+    optimizer: str = "adamw"  # "adamw" | "adamatan2" (the paper's)
+    ema_warmup: bool = True  # EMA decay min(decay, (1+step)/(10+step)); the paper's EMA is plain
+    log_every_s: float = 30.0  # progress line interval when the output is not a terminal
+    select_from_epoch: int = 1  # with select_fn: epochs before this one are not candidates (undertrained)
     eval_every_epochs: int = 1
     eval_batch_size: int = 256
     num_threads: int | None = None  # torch intra-op threads on CPU (None: leave as is)
@@ -69,6 +83,10 @@ class TrainConfig:
         self.betas = tuple(self.betas)  # type: ignore[assignment]  (JSON round trip gives a list)
         if self.schedule not in ("constant", "cosine"):
             raise ValueError("schedule must be 'constant' or 'cosine'")
+        if self.loss not in ("softmax", "stablemax"):
+            raise ValueError("loss must be 'softmax' or 'stablemax'")
+        if self.optimizer not in ("adamw", "adamatan2"):
+            raise ValueError("optimizer must be 'adamw' or 'adamatan2'")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -126,9 +144,9 @@ def _lr_at(tc: TrainConfig, step: int, progress: float) -> float:
 
 
 @torch.no_grad()
-def _ema_update(ema: TRM, model: TRM, decay: float, step: int) -> None:
+def _ema_update(ema: TRM, model: TRM, decay: float, step: int, warmup: bool = True) -> None:
     # Warm-started decay: a plain 0.999 EMA would still be ~the random init after a short run.
-    d = min(decay, (1 + step) / (10 + step))
+    d = min(decay, (1 + step) / (10 + step)) if warmup else decay
     ema_p = [p for p in ema.parameters()]
     torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - d)
 
@@ -177,23 +195,69 @@ def _save_atomic(obj: Any, path: Path) -> None:
 # ---------------------------------------------------------------- training
 
 
+SelectFn = Callable[[TRM], tuple[tuple[float, ...], dict[str, Any]]]
+
+
 def train(model_cfg: TRMConfig, train_cfg: TrainConfig, train_set: Any, val_set: Any = None,
           output_dir: str | Path = "runs/trm", resume: bool = False, progress: bool = True,
-          eval_fn: Callable[[TRM], dict[str, float]] | None = None) -> dict[str, Any]:
+          eval_fn: Callable[[TRM], dict[str, float]] | None = None,
+          select_fn: SelectFn | None = None) -> dict[str, Any]:
     """Train; writes output_dir/checkpoint.pt (every checkpoint_every steps and at the end) and
     output_dir/train_meta.json. Returns metrics. The EMA model is the one evaluated (and the one
-    `checkpoint.model_from_checkpoint` returns for export)."""
+    `checkpoint.model_from_checkpoint` returns for export). ``select_fn(ema) -> (score, info)``:
+    called after each epoch; the EMA snapshot with the highest score is kept as ``selected``."""
     threads_before = torch.get_num_threads()
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     try:  # the thread count is process-global: put it back for whoever called us
-        return _train(model_cfg, train_cfg, train_set, val_set, output_dir, resume, progress, eval_fn)
+        return _train(model_cfg, train_cfg, train_set, val_set, output_dir, resume, progress, eval_fn, select_fn)
     finally:
         torch.set_num_threads(threads_before)
 
 
+class _Progress:
+    """A tqdm bar on a terminal; plain lines (every ``every_s`` seconds, and each epoch) elsewhere."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, epochs: int, every_s: float):
+        import sys
+
+        self.enabled, self.epochs, self.every_s, self.total = enabled, epochs, every_s, total
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=initial, disable=not self.tty, desc="trm", dynamic_ncols=True)
+        self.done, self.t0, self.last = initial, time.time(), time.time()
+
+    def update(self, epoch: int, batch: int, n_batches: int, step: int, acc: dict[str, float]) -> None:
+        self.done += 1
+        loss = acc["loss"] / max(1, acc["n_steps"])
+        exact = acc["exact"] / max(1, acc["n_halted"])
+        if self.tty:
+            self.bar.update(1)
+            self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}")
+            self.bar.set_postfix(step=step, loss=f"{loss:.3f}", acc=f"{exact:.3f}",
+                                 sup=f"{acc['sup_steps'] / max(1, acc['n_halted']):.2f}")
+        elif self.enabled and time.time() - self.last >= self.every_s:
+            self.last = time.time()
+            self.write(f"epoch {epoch + 1}/{self.epochs}  batch {batch}/{n_batches}  optimizer step {step}  "
+                       f"loss {loss:.4f}  exact {exact:.4f}  ({self.done}/{self.total} batches, "
+                       f"{time.time() - self.t0:.0f} s)")
+
+    def write(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self.bar.write(line)
+        else:
+            import sys
+
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_dir: str | Path,
-           resume: bool, progress: bool, eval_fn: Callable[[TRM], dict[str, float]] | None) -> dict[str, Any]:
+           resume: bool, progress: bool, eval_fn: Callable[[TRM], dict[str, float]] | None,
+           select_fn: SelectFn | None = None) -> dict[str, Any]:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _resolve_device(tc.device)
@@ -211,7 +275,11 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
     np.random.seed(tc.seed % 2**32)
     model = TRM(mc).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    opt: torch.optim.Optimizer
+    if tc.optimizer == "adamatan2":
+        opt = AdamATan2(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
     explore_rng = torch.Generator().manual_seed(tc.seed + 1)
 
     N, B = len(X), tc.batch_size
@@ -221,6 +289,8 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
     hist: Counter[int] = Counter()
     acc = _new_acc()
     metrics: dict[str, Any] = {}
+    selected: dict[str, Any] | None = None  # {"epoch", "score", "info", "ema"}
+    selection: list[dict[str, Any]] = []
 
     ck_path = out / CHECKPOINT
     if resume and ck_path.is_file():
@@ -232,6 +302,7 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
         opt.load_state_dict(ck["optimizer"])
         step, epoch, batch_i = ck["step"], ck["epoch"], ck["batch_in_epoch"]
         hist, acc, metrics = Counter(ck["hist"]), ck["acc"], ck["metrics"]
+        selected, selection = ck.get("selected"), ck.get("selection", [])
         wall_before = ck["wall_time_s"]
         explore_rng.set_state(ck["rng"]["explore"])
         _set_rng_state(ck["rng"]["global"])
@@ -241,13 +312,13 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "step": step, "epoch": epoch, "batch_in_epoch": batch_i, "hist": dict(hist), "acc": acc,
             "metrics": metrics, "wall_time_s": wall_before + time.time() - t0,
+            "selected": selected, "selection": selection,
             "rng": {"explore": explore_rng.get_state(), "global": _rng_state()},
             "model_config": mc.to_dict(), "train_config": tc.to_dict(), "torch_version": torch.__version__,
         }, ck_path)
 
     t0 = time.time()
-    bar = tqdm(total=total_batches, initial=epoch * n_batches + batch_i, disable=not progress,
-               desc="trm", dynamic_ncols=True)
+    bar = _Progress(progress, total_batches, epoch * n_batches + batch_i, tc.epochs, tc.log_every_s)
     stop = tc.max_steps is not None and step >= tc.max_steps
     model.train()
     while epoch < tc.epochs and not stop:
@@ -259,10 +330,7 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
                                 (epoch * n_batches + batch_i) / total_batches, explore_rng, hist, acc,
                                 use_bf16)
             batch_i += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{acc['loss'] / max(1, acc['n_steps']):.3f}",
-                            acc=f"{acc['exact'] / max(1, acc['n_halted']):.3f}",
-                            sup=f"{acc['sup_steps'] / max(1, acc['n_halted']):.2f}")
+            bar.update(epoch, batch_i, n_batches, step, acc)
             if tc.max_steps is not None and step >= tc.max_steps:
                 stop = True
                 break
@@ -276,9 +344,18 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
                 ema.eval()
                 metrics.update({f"val_{k}": v for k, v in
                                 evaluate_accuracy(ema, Xv, Yv, tc.eval_batch_size, device).items()})
-                if progress:
-                    bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                                                            if isinstance(v, float)))
+            line = f"epoch {epoch}/{tc.epochs} done, optimizer step {step}: " + ", ".join(
+                f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            if select_fn is not None and epoch >= min(tc.select_from_epoch, tc.epochs):
+                ema.eval()
+                score, info = select_fn(ema)
+                selection.append({"epoch": epoch, "step": step, "score": list(score), **info})
+                better = selected is None or tuple(score) > tuple(selected["score"])
+                if better:
+                    selected = {"epoch": epoch, "score": list(score), "info": info,
+                                "ema": {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}}
+                line += f"; selection {info}" + (" (best so far)" if better else "")
+            bar.write(line)
     bar.close()
     if acc["n_steps"]:  # partial epoch at a max_steps stop
         metrics.update(_epoch_metrics(acc))
@@ -292,11 +369,13 @@ def _train(mc: TRMConfig, tc: TrainConfig, train_set: Any, val_set: Any, output_
         "steps": step, "epochs_completed": epoch, "wall_time_s": wall,
         "sup_steps_hist": {int(k): int(v) for k, v in sorted(hist.items())},
         "param_count": count_parameters(model), "checkpoint": str(ck_path),
+        "selection": selection, "selected_epoch": selected["epoch"] if selected else None,
     })
     meta = {"seed": tc.seed, "torch_version": torch.__version__, "device": str(device), "bf16": use_bf16,
             "wall_time_s": wall, "steps": step, "resumed": bool(resume and wall_before > 0),
             "final": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
             "sup_steps_hist": metrics["sup_steps_hist"], "param_count": metrics["param_count"],
+            "selection": selection, "selected_epoch": metrics["selected_epoch"],
             "model_config": mc.to_dict(), "train_config": tc.to_dict()}
     (out / META).write_text(json.dumps(meta, indent=2))
     return metrics
@@ -335,7 +414,8 @@ def _train_batch(model: TRM, ema: TRM, opt: torch.optim.Optimizer, tc: TrainConf
             # Re-embed every step: each step's backward frees its graph, the embedding included.
             y, z, logits, q = model.step(model.embed(xa), y, z, model.keep_mask(xa))
         mask = labels != IGNORE_INDEX
-        tok = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
+        ce_fn = stablemax_cross_entropy if tc.loss == "stablemax" else F.cross_entropy
+        tok = ce_fn(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
         ce = ((tok * mask).sum(-1) / mask.sum(-1).clamp_min(1)).sum()
         with torch.no_grad():
             correct = ((logits.argmax(-1) == labels) | ~mask).all(-1)
@@ -350,7 +430,7 @@ def _train_batch(model: TRM, ema: TRM, opt: torch.optim.Optimizer, tc: TrainConf
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         step += 1
-        _ema_update(ema, model, tc.ema_decay, step)
+        _ema_update(ema, model, tc.ema_decay, step, tc.ema_warmup)
 
         with torch.no_grad():
             halted = (q.detach() > 0) & (s >= min_steps[active]) if s < mc.n_sup else \
