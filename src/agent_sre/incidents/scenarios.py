@@ -87,6 +87,7 @@ class StormAlert:
     on_down_node: bool = False  # a pod on the down node: restarting it is forbidden
     resolve_at: float | None = None
     starts: str = ""
+    cause: "StormAlert | None" = field(default=None, repr=False)  # its direct cause, when that has an alert
 
     @property
     def fingerprint(self) -> str:
@@ -249,8 +250,9 @@ def _gitrepo(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, list[
     rl = flux.labels("GitRepository", ns, repo, reason="GitOperationFailed")
     rl["alertname"] = root_name
     msg = rng.choice(_CLONE_ERRORS).format(url=url)
-    out = [StormAlert(rl, flux.annotations("GitRepository", ns, repo, msg), root_at, "root", inc,
-                      expect=("flux-reconcile-gitrepository", {"name": repo, "namespace": ns}))]
+    root = StormAlert(rl, flux.annotations("GitRepository", ns, repo, msg), root_at, "root", inc,
+                      expect=("flux-reconcile-gitrepository", {"name": repo, "namespace": ns}))
+    out = [root]
     names = _pick(rng, ["infra-controllers", "infra-configs", "apps", "monitoring", "flux-system", "crds",
                         "databases", "ingress", "storage", "secrets", *_APPS], n)
     infra = names[0]
@@ -269,7 +271,8 @@ def _gitrepo(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, list[
                           reason="DependencyNotReady" if dep else "ArtifactFailed")
         if kns != ns and flux.shape == "ksm":
             lab["source_name"] = repo  # cross-namespace sourceRef: the namespace is in the message only
-        out.append(StormAlert(lab, flux.annotations("Kustomization", kns, name, message), at, "symptom", inc))
+        out.append(StormAlert(lab, flux.annotations("Kustomization", kns, name, message), at, "symptom", inc,
+                              cause=out[1] if dep else root))
     return out, 0, [f"flux shape {flux.shape}, {n} Kustomizations, root {'late' if late else 'first'}"]
 
 
@@ -284,7 +287,8 @@ def _helmrepo(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, list
     inc = f"{sid}:helmrepo"
     rl = flux.labels("HelmRepository", ns, repo, reason="Failed")
     msg = rng.choice(_INDEX_ERRORS).format(url=url)
-    out = [StormAlert(rl, flux.annotations("HelmRepository", ns, repo, msg), root_at, "root", inc)]
+    root = StormAlert(rl, flux.annotations("HelmRepository", ns, repo, msg), root_at, "root", inc)
+    out = [root]
     apps = _pick(rng, _APPS, n)
     with_charts = flux.shape == "gotk" and rng.random() < 0.3
     for app, at in zip(apps, offs):
@@ -293,11 +297,11 @@ def _helmrepo(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, list
                               f"HelmChart '{ns}/{hns}-{app}' is not ready",
                               f"HelmRepository '{ns}/{repo}' is not ready"])
         out.append(StormAlert(flux.labels("HelmRelease", hns, app, source=repo, reason="SourceNotReady"),
-                              flux.annotations("HelmRelease", hns, app, message), at, "symptom", inc))
+                              flux.annotations("HelmRelease", hns, app, message), at, "symptom", inc, cause=root))
         if with_charts and rng.random() < 0.5:
             out.append(StormAlert(flux.labels("HelmChart", ns, f"{hns}-{app}"),
                                   flux.annotations("HelmChart", ns, f"{hns}-{app}", None),
-                                  round(at + 0.2, 2), "symptom", inc))
+                                  round(at + 0.2, 2), "symptom", inc, cause=root))
     return out, 1, [f"flux shape {flux.shape}, {n} HelmReleases{' + HelmCharts' if with_charts else ''}, "
                     f"root {'late' if late else 'first'}"]
 
@@ -320,12 +324,13 @@ def _node_kind(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, lis
     else:
         rl.update({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"})
         summ = f"{node} is unreachable and some workloads may be rescheduled."
-    out = [StormAlert(rl, {"summary": "Node is not ready.", "description": summ}, root_at, "root", inc)]
+    root = StormAlert(rl, {"summary": "Node is not ready.", "description": summ}, root_at, "root", inc)
+    out = [root]
     if rng.random() < 0.2:  # both node rules fire for the same node
         rl2 = {"alertname": "KubeNodeUnreachable" if name == "KubeNodeNotReady" else "KubeNodeNotReady",
                "node": node, **_noise(rng, "kube-state-metrics", "monitoring")}
         out.append(StormAlert(rl2, {"summary": f"{node} is not ready."}, round(root_at + rng.uniform(0.2, 2.0), 2),
-                              "symptom", inc))
+                              "symptom", inc, cause=root))
     apps = _pick(rng, _APPS, n)
     alertname = rng.choice(["KubePodCrashLooping", "KubePodCrashLooping", "PodCrashLoopBackOff"])
     for app, at in zip(apps, offs):
@@ -333,7 +338,7 @@ def _node_kind(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, lis
         pod, h = _workload_pod(rng, app)
         lab, ann = _pod_alert(rng, pns, pod, app, node if rng.random() < node_labels else None,
                               h if h and rng.random() < 0.3 else None, alertname)
-        out.append(StormAlert(lab, ann, at, "symptom", inc, on_down_node=True))
+        out.append(StormAlert(lab, ann, at, "symptom", inc, on_down_node=True, cause=root))
     if rng.random() < 0.35:  # unrelated crash loops on healthy nodes meanwhile
         for app in _pick(rng, [a for a in _APPS if a not in apps], rng.randint(1, 3)):
             pns = rng.choice(_NAMESPACES)
@@ -366,10 +371,11 @@ def _rollout(rng: random.Random, sid: str) -> tuple[list[StormAlert], int, list[
         dl = {"alertname": dn, "namespace": ns, "deployment": app, **_noise(rng, "kube-state-metrics")}
         if dn == "KubeDeploymentRolloutStuck":
             dl.update({"condition": "Progressing", "reason": "ProgressDeadlineExceeded"})
+        droot = StormAlert(dl, {"summary": f"Deployment {ns}/{app} rollout is not progressing."},
+                           round(max(0.0, max(offs) + rng.uniform(-1.0, 2.0)), 2), "root", inc)
         for a in out:
-            a.truth = "symptom"
-        out.append(StormAlert(dl, {"summary": f"Deployment {ns}/{app} rollout is not progressing."},
-                              round(max(offs) + rng.uniform(-1.0, 2.0), 2), "root", inc))
+            a.truth, a.cause = "symptom", droot
+        out.append(droot)
     if rng.random() < 0.3:  # an old, unrelated crash loop in the same namespace
         other = rng.choice([a for a in _APPS if a != app])
         pod, oh = _workload_pod(rng, other, "deployment")
