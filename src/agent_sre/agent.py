@@ -1,30 +1,37 @@
 """The pipeline: alerts → decisions → gate → trigger events → results (→ next plan step).
 
-Two ways to run it:
+One path for every alert and every result, on an ``Outbox``:
 
-* without an outbox (the embedded demo, unit tests): events are sent inline and replies handled
-  at once; open plans are kept in memory;
-* with an ``Outbox`` (``agent-sre serve``): alerts are committed to the inbox before anything
-  else, their events are enqueued in the same transaction that marks them done, and a background
-  ``Worker`` delivers them with retries; plans and results are durable, so a restart (even after
-  kill -9) resumes where it stopped and never sends a second event id.
+* alerts are committed to its inbox before anything else; each decision's events are enqueued in
+  the same transaction that marks its alerts done, and a plan of several steps is saved with them;
+* a result event finds its plan, runs the next step through ``_step`` (the same gate → duplicate
+  → refuse → suggest → trigger sequence as step 0), and is recorded with the events that follow
+  from it in one transaction. A restart (even after kill -9) resumes where it stopped and never
+  sends a second event id.
+
+Delivery is the one thing that differs:
+
+* background (``agent-sre serve``, an outbox on disk): a ``Worker`` thread sends with retries;
+* inline (no outbox given: the embedded demo, tests): a temporary outbox, and the events of a
+  call are sent before it returns, in order, replies handled at once, their results and the
+  later steps added to the call's outcomes.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ce
+from . import ce, runbook
 from .alerts import Alert
 from .audit import Audit
-from .broker import Broker, BrokerError, InProcessBroker
+from .broker import Broker, InProcessBroker
+from .catalog import validate_parameters
 from .ce import CloudEvent
 from .chain.chain import Chain
 from .decision import Decision, InvalidProposal
-from .events import RESULT_TYPES, correlation_id, escalation_event, trigger_event
+from .events import RESULT_TYPES, TRIGGER, correlation_id, escalation_event, trigger_event
 from .gate import Gate, Verdict
 from .outbox import Outbox, Retry, Worker
 
@@ -37,12 +44,11 @@ class Outcome:
 
     alert: Alert
     decision: Decision
-    verdict: Verdict | None = None
+    verdict: Verdict | None = None  # step 0
     events: list[CloudEvent] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)  # later plan steps
-    opened: bool = False  # a plan that waits for results was opened
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -57,17 +63,21 @@ class Outcome:
             "error": self.error,
         }
 
+    def merge(self, later: "Outcome") -> None:
+        """Add what a result of this alert's plan led to (inline delivery)."""
+        self.results += later.results
+        self.verdicts += later.verdicts
+        self.events += later.events
+        self.error = self.error or later.error
+
 
 def needs_nothing(alert: Alert) -> bool:
-    """The runbook explicitly maps this alert to an empty plan."""
-    from . import runbook
-
+    """The runbook's case for this alert has an empty plan (a heartbeat such as Watchdog)."""
     try:
-        entry = runbook.load().entry_for(alert.name)
+        found = runbook.load().case_for(alert)
     except (OSError, ValueError):
         return False
-    case = next((c for c in entry.when if c.matches(alert.labels)), None) if entry else None
-    return case is not None and not case.plan
+    return found is not None and not found[1].plan
 
 
 class Agent:
@@ -77,17 +87,12 @@ class Agent:
         self.chain = chain or Chain()
         self.broker = broker or InProcessBroker()
         self.gate = gate or Gate(dry_run=dry_run)
-        self.outbox = outbox
+        self.inline = outbox is None
+        self.outbox = outbox or Outbox.temporary()
         self.audit = audit
-        # correlation id → (alert, decision), to run the next plan step when a result arrives
-        # (in memory without an outbox; the outbox's ``plans`` table otherwise).
-        self._open: dict[str, tuple[Alert, Decision]] = {}
-        self._lock = threading.Lock()
-        self.worker: Worker | None = None
-        if outbox is not None:
-            self.worker = Worker(outbox, send=self.broker.send, on_reply=self._on_reply,
-                                 resume=self._resume, on_dead=self._on_dead, on_delivered=self._on_delivered,
-                                 retry=retry, concurrency=delivery_concurrency, poll_s=poll_s)
+        self.worker = Worker(self.outbox, send=self.broker.send, on_reply=self._on_reply, resume=self._resume,
+                             on_dead=self._on_dead, on_delivered=self._on_delivered, retry=retry,
+                             concurrency=0 if self.inline else delivery_concurrency, poll_s=poll_s)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Agent":
@@ -95,13 +100,12 @@ class Agent:
             warm = getattr(stage, "warm", None)
             if warm is not None:
                 warm()
-        if self.worker is not None:
+        if not self.inline:
             self.worker.start()
         return self
 
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        self.worker.stop()
 
     # ------------------------------------------------------------------ audit
     def _record(self, items: list[tuple[str, dict[str, Any], str | None, str | None]]) -> None:
@@ -124,21 +128,21 @@ class Agent:
 
     # ------------------------------------------------------------------ alerts in
     def handle_alerts(self, alerts: list[Alert]) -> list[Outcome]:
-        if self.outbox is None:
-            decisions = self.chain.decide_many(alerts)
-            return [self._act(a, d) for a, d in zip(alerts, decisions)]
         ids = self.outbox.accept(alerts)  # committed: from here on the alerts cannot be lost
         self._record([("alert", {"inbox_id": i, "alert": a.model_dump(mode="json", exclude_none=True)},
                        correlation_id(a), a.name) for i, a in zip(ids, alerts)])
-        return self._process(ids, alerts)
+        outs = self._process(ids, alerts)
+        self._deliver(outs)
+        return outs
 
     def _process(self, ids: list[int], alerts: list[Alert]) -> list[Outcome]:
-        assert self.outbox is not None
         try:
             decisions = self.chain.decide_many(alerts)
             outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            # A plan whose later steps wait for a result: saved, so the result finds it after a restart.
             plans = [(correlation_id(o.alert), o.alert.model_dump_json(exclude_none=True),
-                      o.decision.model_dump_json()) for o in outs if o.opened]
+                      o.decision.model_dump_json()) for o in outs
+                     if len(o.decision.plan) > 1 and any(e.get_type() == TRIGGER for e in o.events)]
             fresh = set(self.outbox.finish(ids, [e for o in outs for e in o.events], plans))
         except Exception as e:  # noqa: BLE001 - left pending: the worker retries them
             log.exception("processing %d alerts failed; they stay in the inbox", len(alerts))
@@ -157,8 +161,6 @@ class Agent:
                         corr, name))
             rec += [("event", self._ev_doc(e), corr, name) for e in o.events if e.get_id() in fresh]
         self._record(rec)
-        if self.worker is not None:
-            self.worker.kick()
         return outs
 
     def _resume(self, rows: list[tuple[int, str]]) -> None:
@@ -169,76 +171,87 @@ class Agent:
                 alerts.append(Alert.model_validate_json(doc))
                 ids.append(i)
             except ValueError as e:
-                self.outbox.fail_alert(i, f"stored alert unreadable: {e}", max_attempts=1)  # type: ignore[union-attr]
+                self.outbox.fail_alert(i, f"stored alert unreadable: {e}", max_attempts=1)
         if alerts:
             log.info("resuming %d accepted alerts", len(alerts))
-            self._process(ids, alerts)
+            self._deliver(self._process(ids, alerts))
 
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)
-        if not decision.action:
-            # Nothing in the catalog fits: a person should look, unless the runbook says this alert
-            # needs nothing (a heartbeat such as Watchdog).
-            if alert.firing and not needs_nothing(alert):
-                self._emit(out, escalation_event(alert, decision, decision.reasoning or "no remediation fits",
-                                            "no_action"))
-            return out
-        verdict = self.gate.check(alert, decision)
-        out.verdict = verdict
-        if verdict.duplicate:
-            self._replay(out, verdict)
-            return out
-        if not verdict.allowed:
-            self._emit(out, escalation_event(alert, decision, f"gate refused: {verdict.reason}", f"0:{verdict.code}"))
-            return out
-        if verdict.mode == "suggest":
-            # Decide and report, never trigger: the suggestion goes out as an escalation.
-            self._emit(out, escalation_event(alert, decision, f"suggest-only: would run {decision.lambda_function}"
-                                        f"({decision.parameters})", "0:suggest"))
-            return out
-        if len(decision.plan) > 1:
-            out.opened = True
-            if self.outbox is None:
-                with self._lock:
-                    self._open[correlation_id(alert)] = (alert, decision)
-        self._send_step(out, 0, None, dry_run=verdict.mode == "dry_run")
+        if decision.action:
+            self._step(out, 0)
+        elif alert.firing and not needs_nothing(alert):
+            # Nothing in the catalog fits: a person should look.
+            out.events.append(escalation_event(alert, decision, decision.reasoning or "no remediation fits",
+                                               "no_action"))
         return out
 
-    def _replay(self, out: Outcome, verdict: Verdict) -> None:
-        """A duplicate of an occurrence whose step 0 was allowed. With an outbox, enqueue the same
-        trigger again: a no-op when it is there already, and the repair when a crash came between
-        the gate's reservation and the outbox commit. Only if the decision is the one reserved."""
-        prior = verdict.prior or {}
-        step = out.decision.plan[0]
-        if (self.outbox is None or prior.get("function") != step.lambda_function
-                or prior.get("params") != step.parameters or prior.get("mode") == "suggest"):
+    # ------------------------------------------------------------------ one plan step
+    def _step(self, out: Outcome, index: int, params: dict[str, Any] | None = None,
+              observed: dict[str, Any] | None = None) -> None:
+        """Plan step ``index`` of ``out.decision``: step 0 with the decided parameters, step n with
+        those taken from ``observed`` (the result of step n-1). The gate checks it; then a
+        duplicate re-enqueues the trigger it reserved the first time (a no-op if it is queued
+        already, the repair if a crash came between the reservation and the commit), a refusal
+        or suggest mode escalates, and an allowed step adds its trigger. Events go to
+        ``out.events``; the caller commits them with what caused them."""
+        alert, decision = out.alert, out.decision
+        verdict = self.gate.check(alert, decision, step_index=index, parameters=params, observed=observed,
+                                  previous=decision.plan[index - 1].parameters if index else None)
+        if index == 0:
+            out.verdict = verdict
+        else:
+            out.verdicts.append(verdict)
+        where = f" step {index}" if index else ""
+        if not (verdict.allowed or verdict.duplicate):
+            out.events.append(escalation_event(alert, decision, f"gate refused{where}: {verdict.reason}",
+                                               f"{index}:{verdict.code}"))
             return
-        if len(out.decision.plan) > 1:
-            out.opened = True
-        out.events.append(trigger_event(out.alert, out.decision, step_index=0, dry_run=prior.get("mode") != "execute"))
+        step = decision.plan[index]  # the gate found it
+        params = step.parameters if params is None else params
+        if verdict.duplicate:
+            prior = verdict.prior or {}
+            if (prior.get("function"), prior.get("params")) == (step.lambda_function, params) \
+                    and prior.get("mode") != "suggest":
+                out.events.append(trigger_event(alert, decision, step_index=index, parameters=params,
+                                                dry_run=prior.get("mode") != "execute"))
+        elif verdict.mode == "suggest":
+            # Decide and report, never trigger: the suggestion goes out as an escalation.
+            out.events.append(escalation_event(alert, decision, f"suggest-only: would run{where} "
+                                               f"{step.lambda_function}({params})", f"{index}:suggest"))
+        else:
+            # A step after a dry-run step stays dry-run.
+            dry_run = verdict.mode == "dry_run" or bool((observed or {}).get("dry_run"))
+            out.events.append(trigger_event(alert, decision, step_index=index, parameters=params,
+                                            dry_run=dry_run))
 
-    def _send_step(self, out: Outcome, index: int, params: dict[str, Any] | None, dry_run: bool) -> None:
-        ev = trigger_event(out.alert, out.decision, step_index=index, parameters=params, dry_run=dry_run)
-        reply = self._emit(out, ev)
-        if reply is not None and reply.get_type() in RESULT_TYPES:
-            self._on_result(out, reply)
-
-    def _emit(self, out: Outcome, event: CloudEvent) -> CloudEvent | None:
-        """Without an outbox: send now. With one: collect; the caller commits, the worker sends."""
-        out.events.append(event)
-        if self.outbox is not None:
-            return None
-        try:
-            return self.broker.send(event)
-        except BrokerError as e:
-            out.error = str(e)
-            log.error("delivery of %s failed: %s", event.get_id(), e)
-            return None
+    # ------------------------------------------------------------------ delivery
+    def _deliver(self, outs: list[Outcome]) -> None:
+        """Background: wake the worker. Inline: send the events of ``outs`` now (and, through the
+        replies, those of later steps), adding what the replies led to into ``outs``."""
+        if not self.inline:
+            self.worker.kick()
+            return
+        ids = [e.get_id() for o in outs for e in o.events]
+        if not ids:
+            return
+        by_corr = {correlation_id(o.alert): o for o in outs}
+        for sent in self.worker.deliver(self.outbox.claim_events(len(ids), ids)):
+            o = by_corr.get(sent.event.get_attributes().get("correlationid"))
+            if o is None:
+                continue
+            if sent.error is not None:
+                o.error = sent.error
+            if isinstance(sent.handled, Outcome):
+                o.merge(sent.handled)
+            elif sent.reply is not None and sent.reply.get_type() in RESULT_TYPES:
+                o.results.append(ce.data_of(sent.reply) or {})  # the result of a one-step plan
 
     # ------------------------------------------------------------------ worker callbacks
-    def _on_reply(self, reply: CloudEvent) -> None:
+    def _on_reply(self, reply: CloudEvent) -> Outcome | None:
         if reply.get_type() in RESULT_TYPES:
-            self.handle_result(reply)
+            return self.handle_result(reply)
+        return None
 
     def _on_dead(self, event: CloudEvent, error: str, attempts: int) -> None:
         data = ce.data_of(event) or {}
@@ -252,15 +265,10 @@ class Agent:
 
     # ------------------------------------------------------------------ results in
     def _plan(self, corr: str | None) -> tuple[Alert, Decision] | None:
-        if not corr:
+        row = self.outbox.get_plan(corr) if corr else None
+        if row is None:
             return None
-        if self.outbox is not None:
-            row = self.outbox.get_plan(corr)
-            if row is None:
-                return None
-            return Alert.model_validate_json(row[0]), Decision.model_validate_json(row[1])
-        with self._lock:
-            return self._open.get(corr)
+        return Alert.model_validate_json(row[0]), Decision.model_validate_json(row[1])
 
     def handle_result(self, event: CloudEvent) -> Outcome | None:
         """A function's result event (from the broker): record it and run the next step if due."""
@@ -274,49 +282,20 @@ class Agent:
             self._record([("result", {"id": event.get_id(), "type": event.get_type(), "known": False,
                                       "status": data.get("status")}, corr, None)])
             return None
-        out = Outcome(*found)
-        if self.outbox is not None and self.outbox.has_result(event.get_id()):
-            out.results.append(data)
+        out = Outcome(*found, results=[data])
+        if self.outbox.has_result(event.get_id()):
             return out  # delivered twice: handled the first time
-        self._on_result(out, event)
-        if self.outbox is not None:
-            fresh = out.events
-            if self.outbox.record_result(event.get_id(), corr, data, fresh):
-                self._record([("result", {"id": event.get_id(), "type": event.get_type(), **data}, corr,
-                               out.alert.name)] + [("event", self._ev_doc(e), corr, out.alert.name) for e in fresh])
-                if self.worker is not None and fresh:
-                    self.worker.kick()
-        return out
-
-    def _on_result(self, out: Outcome, event: CloudEvent) -> None:
-        data = ce.data_of(event) or {}
-        out.results.append(data)
         if data.get("status") == "error":
             tgt = data.get("target") if isinstance(data.get("target"), dict) else {}
             self.gate.record_failure(tgt or out.decision.parameters)
         nxt = self._next_step(out.decision, data)
-        if nxt is None:
-            return
-        index, params = nxt
-        verdict = self.gate.check(out.alert, out.decision, step_index=index, parameters=params,
-                                  observed=data, previous=out.decision.plan[index - 1].parameters)
-        out.verdicts.append(verdict)
-        if verdict.duplicate:
-            prior = verdict.prior or {}
-            if self.outbox is not None and prior.get("function") == out.decision.plan[index].lambda_function \
-                    and prior.get("params") == params and prior.get("mode") != "suggest":
-                out.events.append(trigger_event(out.alert, out.decision, step_index=index, parameters=params,
-                                                dry_run=prior.get("mode") != "execute"))
-            return
-        if not verdict.allowed:
-            self._emit(out, escalation_event(out.alert, out.decision, f"gate refused step {index}: {verdict.reason}",
-                                        f"{index}:{verdict.code}"))
-            return
-        if verdict.mode == "suggest":
-            self._emit(out, escalation_event(out.alert, out.decision, f"suggest-only: would run step {index} "
-                                        f"{out.decision.plan[index].lambda_function}({params})", f"{index}:suggest"))
-            return
-        self._send_step(out, index, params, dry_run=verdict.mode == "dry_run" or bool(data.get("dry_run")))
+        if nxt is not None:
+            self._step(out, nxt[0], nxt[1], observed=data)
+        if self.outbox.record_result(event.get_id(), corr, data, out.events):
+            self._record([("result", {"id": event.get_id(), "type": event.get_type(), **data}, corr,
+                           out.alert.name)] + [("event", self._ev_doc(e), corr, out.alert.name) for e in out.events])
+            self._deliver([out])
+        return out
 
     @staticmethod
     def _next_step(decision: Decision, result: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -339,10 +318,7 @@ class Agent:
             first = targets[0]
             params.update({k: first.get(k) for k in step.from_previous if first.get(k)})
         try:
-            from .catalog import validate_parameters
-
             params = validate_parameters(step.lambda_function, params)
         except (ValueError, InvalidProposal):
             return None
         return idx + 1, params
-

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -154,6 +153,8 @@ def parse_payload(doc: Any, default_status: str | None = None) -> list[Alert]:
     if isinstance(doc, list):
         if not doc:
             raise IntakeError("empty list of alerts")
+        if not all(isinstance(item, dict) for item in doc):
+            raise IntakeError("a list of alerts must hold JSON objects (alerts or Alertmanager webhooks)")
         return [a for item in doc for a in parse_payload(item, default_status)]
     if not isinstance(doc, dict):
         raise IntakeError(f"expected a JSON object with alerts, got {type(doc).__name__}")
@@ -180,7 +181,9 @@ def parse_json_bytes(body: bytes, default_status: str | None = None) -> list[Ale
         raise IntakeError("empty body")
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError:
+        raise IntakeError("body is not usable JSON: nested too deeply") from None
+    except ValueError as e:  # not UTF-8, not JSON, or a number too long to convert
         raise IntakeError(f"body is not valid JSON: {e}") from None
     return parse_payload(doc, default_status)
 
@@ -191,12 +194,3 @@ def status_from_event_type(ce_type: str) -> str:
     if ce_type == ALERT_RESOLVED:
         return "resolved"
     raise IntakeError(f"unsupported CloudEvent type {ce_type!r}; accepted: {', '.join(ALERT_TYPES)}")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -36,6 +36,17 @@ def record_hash(rec: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in rec.items() if k != "hash"})).hexdigest()
 
 
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on ``line``, or None for a blank, torn or non-object line."""
+    if not line.strip():
+        return None
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def _last_complete(fd: int) -> tuple[dict[str, Any] | None, bool]:
     """The last complete record of the file and whether the file ends mid-line (a torn write)."""
     size = os.fstat(fd).st_size
@@ -52,13 +63,8 @@ def _last_complete(fd: int) -> tuple[dict[str, Any] | None, bool]:
         if pos > 0 and lines:
             lines = lines[1:]  # the first piece may start mid-line
         for ln in reversed(lines):
-            if not ln.strip():
-                continue
-            try:
-                rec = json.loads(ln)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "hash" in rec:
+            rec = _record(ln)
+            if rec is not None and "hash" in rec:
                 return rec, torn
     return None, torn
 
@@ -121,13 +127,8 @@ def read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
         return
     with p.open("rb") as f:
         for ln in f:
-            if not ln.strip():
-                continue
-            try:
-                rec = json.loads(ln)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
+            rec = _record(ln)
+            if rec is not None:
                 yield rec
 
 
@@ -213,10 +214,3 @@ def history(path: str | os.PathLike, *, alertname: str | None = None, correlatio
         if kinds and rec.get("kind") not in kinds:
             continue
         yield rec
-
-
-def path_from_env(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("AUDIT_LOG"):
-        return Path(env["AUDIT_LOG"])
-    return Path(env.get("STATE_DIR") or ".agent-sre") / "audit.jsonl"

@@ -88,5 +88,6 @@ class InProcessBroker:
         pass
 
 
-def from_env(url: str | None) -> Broker:
+def from_url(url: str | None) -> Broker:
+    """``BROKER_URL``'s broker, or the in-process one when it is unset."""
     return HTTPBroker(url) if url else InProcessBroker()

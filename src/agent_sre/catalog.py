@@ -17,11 +17,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 # RFC 1123 names (DNS subdomain for most objects, DNS label for namespaces).
 K8S_NAME_RE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -152,50 +151,35 @@ _FLUX_NAME_LABELS = ("name", "customresource_name", "exported_name")
 _FLUX_NOTE = "Like `flux reconcile`: sets the reconcile.fluxcd.io/requestedAt annotation; suspended objects are left alone."
 
 
-@remediation(
-    "flux-reconcile-kustomization",
-    description=f"Ask Flux to reconcile a Kustomization now. {_FLUX_NOTE}",
-    risk=Risk.MUTATING,
-    rbac=(RBACRule("kustomize.toolkit.fluxcd.io", "kustomizations", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "ocirepositories", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "buckets", ("get", "patch"))),
-    kind="Kustomization",
-    name_labels={None: _FLUX_NAME_LABELS + ("kustomization",)},
-)
-class FluxReconcileKustomization(Params):
-    name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="Kustomization name")
-    namespace: str = Field(pattern=K8S_NAMESPACE_RE, max_length=63, description="namespace of the Kustomization")
+def _flux_reconcile(kind: str, what: str, rbac: tuple[RBACRule, ...], labels: tuple[str, ...]) -> type[Params]:
+    """Declare ``flux-reconcile-<kind>``: every Flux kind takes the object's name and namespace."""
+    params = create_model(
+        f"FluxReconcile{kind}", __base__=Params,
+        name=(str, Field(pattern=K8S_NAME_RE, max_length=253, description=f"{kind} name")),
+        namespace=(str, Field(pattern=K8S_NAMESPACE_RE, max_length=63, description=f"namespace of the {kind}")),
+    )
+    return remediation(f"flux-reconcile-{kind.lower()}", description=f"{what} {_FLUX_NOTE}", risk=Risk.MUTATING,
+                       rbac=rbac, kind=kind, name_labels={None: _FLUX_NAME_LABELS + labels})(params)
 
 
-@remediation(
-    "flux-reconcile-gitrepository",
-    description=f"Ask Flux to fetch a GitRepository source again now. {_FLUX_NOTE}",
-    risk=Risk.MUTATING,
-    rbac=(RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch")),),
-    kind="GitRepository",
-    name_labels={None: _FLUX_NAME_LABELS + ("gitrepository", "repository", "source")},
-)
-class FluxReconcileGitRepository(Params):
-    name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="GitRepository name")
-    namespace: str = Field(pattern=K8S_NAMESPACE_RE, max_length=63, description="namespace of the GitRepository")
+def _get_patch(group: str, *plurals: str) -> tuple[RBACRule, ...]:
+    return tuple(RBACRule(group, p, ("get", "patch")) for p in plurals)
 
 
-@remediation(
-    "flux-reconcile-helmrelease",
-    description=f"Ask Flux to reconcile a HelmRelease now. {_FLUX_NOTE}",
-    risk=Risk.MUTATING,
-    rbac=(RBACRule("helm.toolkit.fluxcd.io", "helmreleases", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "helmrepositories", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "helmcharts", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "ocirepositories", ("get", "patch")),
-          RBACRule("source.toolkit.fluxcd.io", "gitrepositories", ("get", "patch"))),
-    kind="HelmRelease",
-    name_labels={None: _FLUX_NAME_LABELS + ("helmrelease", "release")},
-)
-class FluxReconcileHelmRelease(Params):
-    name: str = Field(pattern=K8S_NAME_RE, max_length=253, description="HelmRelease name")
-    namespace: str = Field(pattern=K8S_NAMESPACE_RE, max_length=63, description="namespace of the HelmRelease")
+FluxReconcileKustomization = _flux_reconcile(
+    "Kustomization", "Ask Flux to reconcile a Kustomization now.",
+    _get_patch("kustomize.toolkit.fluxcd.io", "kustomizations")
+    + _get_patch("source.toolkit.fluxcd.io", "gitrepositories", "ocirepositories", "buckets"),
+    ("kustomization",))
+FluxReconcileGitRepository = _flux_reconcile(
+    "GitRepository", "Ask Flux to fetch a GitRepository source again now.",
+    _get_patch("source.toolkit.fluxcd.io", "gitrepositories"),
+    ("gitrepository", "repository", "source"))
+FluxReconcileHelmRelease = _flux_reconcile(
+    "HelmRelease", "Ask Flux to reconcile a HelmRelease now.",
+    _get_patch("helm.toolkit.fluxcd.io", "helmreleases")
+    + _get_patch("source.toolkit.fluxcd.io", "helmrepositories", "helmcharts", "ocirepositories", "gitrepositories"),
+    ("helmrelease", "release"))
 
 
 @remediation(
@@ -320,7 +304,3 @@ def validate_parameters(function: str, parameters: dict[str, Any]) -> dict[str, 
         reasons = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'parameters'}: {err['msg']}" for err in e.errors())
         raise InvalidParameters(f"{function}: {reasons}") from None
     return {k: v for k, v in model.model_dump().items() if v is not None}
-
-
-def is_k8s_name(value: str) -> bool:
-    return bool(re.match(K8S_NAME_RE, value or ""))

@@ -83,6 +83,8 @@ def data_of(event: CloudEvent) -> Any:
             return None
         try:
             return json.loads(data)
-        except json.JSONDecodeError as e:
+        except RecursionError:
+            raise CloudEventError("CloudEvent data is not usable JSON: nested too deeply") from None
+        except ValueError as e:  # not JSON, or a number too long to convert
             raise CloudEventError(f"CloudEvent data is not JSON: {e}") from None
     return data

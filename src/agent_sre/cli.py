@@ -1,15 +1,21 @@
-"""`agent-sre`: decide for alerts, run the services, build data, train and evaluate the TRM."""
+"""`agent-sre`: decide for alerts, run the services, build data, train and evaluate the TRM.
+
+Every command reads its settings (environment variables) through ``agent_sre.settings`` before it
+does anything: a value that cannot be used stops it with exit code 2 and a message naming the
+variable. Its ``--help`` lists every setting it honours, from ``settings.COMMANDS``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
+from . import settings as cfg
 from .alerts import Alert, IntakeError, parse_json_bytes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,12 +24,42 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Build training data for th
 app.add_typer(dataset_app, name="dataset")
 
 
+def settings_help(command: str, only: set[str] | None = None) -> str:
+    """The epilog of ``command``'s --help: every setting it honours, its default and meaning."""
+    rows = [r for r in cfg.describe(cfg.COMMANDS[command]) if only is None or r[0] in only]
+    width = max(len(var) for var, _, _ in rows)
+    lines = [f"[bold]Settings[/] (environment; empty means unset, an unusable value stops {command}):"]
+    for var, default, desc in rows:
+        # "unset" says nothing new where the description already tells what an unset value means
+        shown = "" if default == "unset" and ("default" in desc or "unset" in desc) else f" [dim](default: {escape(default)})[/]"
+        lines.append(f"  [cyan]{var:<{width}}[/]  {escape(desc)}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(command: str) -> None:
+    """Read every settings group of ``command`` now, so a bad value stops it before it starts."""
+    for group in cfg.COMMANDS[command]:
+        _settings(group)
+
+
+def _settings(group):
+    try:
+        return cfg.load(group)
+    except cfg.SettingsError as e:
+        _fail(str(e))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
 def _decision_line(alert: Alert, d) -> str:
     doc = {"alertname": alert.name, "status": alert.status, **d.model_dump(mode="json")}
     return json.dumps(doc)
 
 
-@app.command()
+@app.command(epilog=settings_help("select"))
 def select(
     alert: Optional[str] = typer.Argument(None, help="alert or webhook JSON; '-' reads stdin"),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert or webhook payload per line"),
@@ -32,6 +68,7 @@ def select(
     """Print the decision for each alert as one JSON line."""
     from .chain.chain import Chain
 
+    load_settings("select")
     chain = Chain(strategy=strategy)
     sources: list[bytes] = []
     if file is not None:
@@ -62,63 +99,70 @@ def select(
         raise typer.Exit(2)
 
 
-@app.command()
-def serve(
-    host: str = typer.Option("0.0.0.0", envvar="HOST"),
-    port: int = typer.Option(8080, envvar="PORT"),
-) -> None:
-    """Run the agent's HTTP service (env: PORT, BROKER_URL, USE_TRM, TRM_API_URL, MODEL_PATH, DRY_RUN)."""
+def _serve(command: str, build, host: str | None, port: int | None) -> None:
+    """Build ``command``'s app with ``build()`` (settings errors stop it here, before it listens),
+    then serve it on ``host``/``port`` (default: HOST/PORT)."""
     import uvicorn
 
+    load_settings(command)
+    server = _settings(cfg.ServerSettings)
+    try:
+        asgi = build()
+    except cfg.SettingsError as e:
+        _fail(str(e))
+    uvicorn.run(asgi, host=host or server.host, port=port or server.port, log_level=server.log_level)
+
+
+HOST = typer.Option(None, "--host", help="address to listen on (default: HOST)")
+PORT = typer.Option(None, "--port", help="port to listen on (default: PORT)")
+
+
+@app.command(epilog=settings_help("serve"))
+def serve(host: Optional[str] = HOST, port: Optional[int] = PORT) -> None:
+    """Run the agent's HTTP service: Alertmanager webhooks and CloudEvents in, triggers out."""
     from .server import app_from_env
 
-    uvicorn.run(app_from_env(), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info").lower())
+    _serve("serve", app_from_env, host, port)
 
 
-@app.command()
+@app.command(epilog=settings_help("demo"))
 def demo(
     file: Optional[Path] = typer.Option(None, help="webhook or alerts JSON to use instead of the samples"),
     json_out: bool = typer.Option(False, "--json", help="print JSON lines instead of the report"),
 ) -> None:
-    """The whole flow on sample alerts, embedded: no cluster, no network, nothing written."""
+    """The whole flow on sample alerts, embedded: no cluster, no network, nothing kept."""
     from .demo import run_demo
 
+    load_settings("demo")
     run_demo(file, json_out=json_out)
 
 
-@app.command("serve-reasoning")
-def serve_reasoning(
-    host: str = typer.Option("0.0.0.0", envvar="HOST"),
-    port: int = typer.Option(8080, envvar="PORT"),
-    model_path: Optional[Path] = typer.Option(None, envvar="MODEL_PATH", help="exported TRM (default: packaged)"),
-) -> None:
-    """Run trm-reasoning, the TRM as an HTTP service (env: PORT, MODEL_PATH, TRM_THRESHOLD, BATCH_MAX,
-    BATCH_WAIT_MS, TORCH_THREADS)."""
-    import uvicorn
-
+@app.command("serve-reasoning", epilog=settings_help("serve-reasoning"))
+def serve_reasoning(host: Optional[str] = HOST, port: Optional[int] = PORT) -> None:
+    """Run trm-reasoning, the TRM as an HTTP service."""
     from .reasoning.service import create_app
 
-    uvicorn.run(create_app(model_dir=model_path), host=host, port=port,
-                log_level=os.environ.get("LOG_LEVEL", "info").lower())
+    _serve("serve-reasoning", lambda: create_app(model_dir=_settings(cfg.TRMSettings).model_path), host, port)
 
 
-@app.command("serve-function")
-def serve_function(
-    host: str = typer.Option("0.0.0.0", envvar="HOST"),
-    port: int = typer.Option(8080, envvar="PORT"),
-) -> None:
-    """Run the remediation functions' CloudEvents service (FUNCTION=<name> for one, unset for all)."""
-    import uvicorn
+@app.command("serve-function", epilog=settings_help("serve-function"))
+def serve_function(host: Optional[str] = HOST, port: Optional[int] = PORT) -> None:
+    """Run the remediation functions' CloudEvents service (all of them, or FUNCTION)."""
+    from .functions.app import app_from_env
 
-    from .functions.app import create_app
-
-    uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info").lower())
+    _serve("serve-function", app_from_env, host, port)
 
 
-# ------------------------------------------------------------------ audit and outbox (issue 7)
+# ------------------------------------------------------------------ audit and outbox
 
 
-@app.command()
+def _existing(path: Path, what: str, variables: str) -> Path:
+    if not path.exists():
+        _fail(f"no {what} at {path}: point {variables} at the agent's state", code=1)
+    return path
+
+
+@app.command(epilog=settings_help("history", only={"STATE_DIR", "AUDIT_LOG"}))
 def history(
     alertname: Optional[str] = typer.Option(None, "--alertname", "-a", help="only this alert"),
     correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
@@ -126,12 +170,12 @@ def history(
     kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter"),
     verify: bool = typer.Option(False, "--verify", help="check the hash chain; exit 1 if tampered"),
     json_out: bool = typer.Option(False, "--json", help="one JSON record per line"),
-    log: Optional[Path] = typer.Option(None, "--log", envvar="AUDIT_LOG", help="default: $STATE_DIR/audit.jsonl"),
+    log: Optional[Path] = typer.Option(None, "--log", help="the audit log (default: AUDIT_LOG)"),
 ) -> None:
     """Read the audit log: what came in, what was decided, what the gate said, what was sent."""
     from . import audit
 
-    path = log or audit.path_from_env()
+    path = _existing(log or _settings(cfg.StateSettings).audit_path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
         res = audit.verify(path)
         typer.echo(f"{path}: {res.summary()}")
@@ -140,40 +184,44 @@ def history(
         since_ts = audit.parse_since(since)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    if not json_out:
+        typer.echo(f"audit log {path}")
     for rec in audit.history(path, alertname=alertname, correlation_id=correlation_id, since=since_ts,
                              kinds=kind or None):
-        if json_out:
-            typer.echo(json.dumps(rec, sort_keys=True))
-            continue
-        d = rec.get("data") or {}
-        if rec["kind"] == "decision":
-            dec, v = d.get("decision") or {}, d.get("verdict") or {}
-            what = f"{dec.get('lambda_function') or 'no action'} {dec.get('parameters') or ''} by {dec.get('method')}"
-            if v:
-                what += f" | gate: {'allowed' if v.get('allowed') else 'refused'} ({v.get('mode')}) {v.get('reason')}"
-        elif rec["kind"] in ("event", "delivery", "dead_letter"):
-            what = f"{d.get('type', '').rsplit('.', 1)[-1]} {d.get('lambdafunction') or ''} id={str(d.get('id'))[:12]}"
-            what += "".join(f" {k}={d[k]}" for k in ("attempts", "error", "reason") if k in d)
-        elif rec["kind"] == "alert":
-            a = d.get("alert") or {}
-            what = f"{a.get('status')} " + ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())
-                                                     if k != "alertname")
-        else:
-            what = f"{d.get('status')} {d.get('message') or ''}"
-        typer.echo(f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
-                   f"{str(rec.get('correlation_id') or '')[:12]:<12}  {what}")
+        typer.echo(json.dumps(rec, sort_keys=True) if json_out else _history_line(rec))
 
 
-@app.command()
+def _history_line(rec: dict) -> str:
+    d = rec.get("data") or {}
+    if rec["kind"] == "decision":
+        dec, v = d.get("decision") or {}, d.get("verdict") or {}
+        what = f"{dec.get('lambda_function') or 'no action'} {dec.get('parameters') or ''} by {dec.get('method')}"
+        if v:
+            what += f" | gate: {'allowed' if v.get('allowed') else 'refused'} ({v.get('mode')}) {v.get('reason')}"
+    elif rec["kind"] in ("event", "delivery", "dead_letter"):
+        what = f"{d.get('type', '').rsplit('.', 1)[-1]} {d.get('lambdafunction') or ''} id={str(d.get('id'))[:12]}"
+        what += "".join(f" {k}={d[k]}" for k in ("attempts", "error", "reason") if k in d)
+    elif rec["kind"] == "alert":
+        a = d.get("alert") or {}
+        what = f"{a.get('status')} " + ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())
+                                                 if k != "alertname")
+    else:
+        what = f"{d.get('status')} {d.get('message') or ''}"
+    return (f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
+            f"{str(rec.get('correlation_id') or '')[:12]:<12}  {what}")
+
+
+@app.command(epilog=settings_help("outbox", only={"STATE_DIR", "OUTBOX_DB"}))
 def outbox(
     state: Optional[str] = typer.Option(None, help="list events in this state: pending, delivered, dead"),
     requeue_dead: bool = typer.Option(False, "--requeue-dead", help="give dead letters another round of retries"),
-    db: Optional[Path] = typer.Option(None, "--db", envvar="OUTBOX_DB", help="default: $STATE_DIR/outbox.db"),
+    db: Optional[Path] = typer.Option(None, "--db", help="the outbox database (default: OUTBOX_DB)"),
 ) -> None:
     """Inspect the durable outbox: counts, lag, dead letters."""
     from . import outbox as ob
 
-    box = ob.Outbox(db or ob.path_from_env())
+    path = _existing(db or _settings(cfg.StateSettings).outbox_path, "outbox", "--db, OUTBOX_DB or STATE_DIR")
+    box = ob.Outbox(path)
     if requeue_dead:
         typer.echo(f"requeued {box.requeue_dead()} dead letter(s)")
     typer.echo(json.dumps(box.stats(), indent=2))
@@ -224,7 +272,7 @@ def train(
 @app.command()
 def evaluate(
     data: list[Path] = typer.Option(..., "--data", help="JSONL records {alert, expect} (repeat to merge)"),
-    model: Optional[Path] = typer.Option(None, "--model", help="exported model (default MODEL_PATH or packaged)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="exported model (default: MODEL_PATH or packaged)"),
     held_out: bool = typer.Option(False, help="evaluate only the held-out test part of --data's split"),
     seed: int = typer.Option(0, help="split seed (with --held-out)"),
     split_by: str = typer.Option("name"),
@@ -303,18 +351,20 @@ def dataset_merge(
     typer.echo(f"wrote {_write_jsonl(output, merge(inputs))} examples to {output}")
 
 
-@dataset_app.command("collect")
+@dataset_app.command("collect", epilog=settings_help("dataset collect"))
 def dataset_collect(
     rules: list[Path] = typer.Option([], "--rules", help="directories of rule files / PrometheusRules"),
-    prometheus_url: Optional[str] = typer.Option(None, envvar="PROMETHEUS_URL"),
-    alertmanager_url: Optional[str] = typer.Option(None, envvar="ALERTMANAGER_URL"),
-    audit_log: Optional[Path] = typer.Option(None, envvar="AUDIT_LOG"),
+    prometheus_url: Optional[str] = typer.Option(None, help="default: PROMETHEUS_URL"),
+    alertmanager_url: Optional[str] = typer.Option(None, help="default: ALERTMANAGER_URL"),
+    audit_log: Optional[Path] = typer.Option(None, help="default: AUDIT_LOG"),
     output: Path = typer.Option(Path("data/collected.jsonl"), "--output", "-o"),
 ) -> None:
     """Gather rules, active alerts and recorded outcomes from files and live systems."""
     from .collect import collect
 
-    records = collect(rules, prometheus_url, alertmanager_url, audit_log)
+    env = _settings(cfg.CollectSettings)
+    records = collect(rules, prometheus_url or env.prometheus_url, alertmanager_url or env.alertmanager_url,
+                      audit_log or env.audit_log)
     typer.echo(f"wrote {_write_jsonl(output, records)} records to {output}")
 
 

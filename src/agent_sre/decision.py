@@ -44,10 +44,6 @@ class Decision(BaseModel):
     def action(self) -> bool:
         return self.lambda_function is not None
 
-    def summary(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json")
-        return d
-
 
 def no_action(reason: str, fallthrough: list[str] | None = None) -> Decision:
     return Decision(reasoning=reason, method=Method.NONE, confidence=1.0, fallthrough=fallthrough or [])

@@ -1,4 +1,5 @@
-"""The CloudEvents agent-sre emits: remediation triggers and escalations.
+"""The CloudEvents of agent-sre: remediation triggers and escalations (the agent's), and result
+events (the functions').
 
 Event ids are derived from the decision (alert occurrence + function + parameters + plan step),
 so a redelivered trigger carries the same id and a function that remembers ids acts once.
@@ -101,16 +102,28 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -
     )
 
 
+def result_id(trigger_id: str) -> str:
+    """A result's id follows from its trigger's, so a replayed reply carries the same id."""
+    return _digest("result", trigger_id)[:32]
+
+
 def result_event(trigger: CloudEvent, result: dict[str, Any]) -> CloudEvent:
-    """A function's answer to ``trigger``: completed (success/noop) or failed (error/refused)."""
+    """A function's answer to ``trigger``: ``completed`` (success/noop) or ``failed`` (error/refused),
+    from ``/agent-sre/functions/<name>``, about ``subject`` kind/namespace/name of its target;
+    data is ``result`` plus the correlation and trigger ids."""
     attrs = trigger.get_attributes()
-    fn = attrs.get("lambdafunction", "unknown")
-    corr = attrs.get("correlationid")
-    ok = result.get("status") in ("success", "noop")
+    asked = trigger.get_data() if isinstance(trigger.get_data(), dict) else {}
+    fn = result.get("function") or attrs.get("lambdafunction") or "unknown"
+    corr = attrs.get("correlationid") or asked.get("correlation_id")
+    target = result.get("target")
+    subject = None
+    if isinstance(target, dict) and target.get("name"):
+        subject = "/".join(str(target[k]) for k in ("kind", "namespace", "name") if target.get(k))
     return make_event(
-        COMPLETED if ok else FAILED,
+        COMPLETED if result.get("status") in ("success", "noop") else FAILED,
         f"/agent-sre/functions/{fn}",
         {**result, "correlation_id": corr, "trigger_id": trigger.get_id()},
-        id=_digest("result", trigger.get_id())[:32],
+        id=result_id(trigger.get_id()),
+        subject=subject,
         extensions={"lambdafunction": fn, "correlationid": corr},
     )

@@ -1,6 +1,6 @@
 """Durable delivery: an inbox of accepted alerts and an outbox of events, in one SQLite file.
 
-Layout (``STATE_DIR``/outbox.db, or ``OUTBOX_DB``; WAL):
+Layout (``OUTBOX_DB``, default ``STATE_DIR``/outbox.db; WAL):
 
 * ``inbox``   one row per accepted alert, committed before the HTTP 202. ``pending`` until its
   decision's events are in the outbox (same transaction flips it to ``done``). A row is leased
@@ -23,17 +23,17 @@ import logging
 import os
 import random
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import ce
 from .ce import CloudEvent
-from .state import _Tx, connect, write_lock
+from .sqlite import Database
 
 log = logging.getLogger(__name__)
 
@@ -118,37 +118,32 @@ class Retry:
         d = min(self.max_s, self.base_s * (2 ** max(0, attempts - 1)))
         return d * random.uniform(0.5, 1.0)
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Retry":
-        env = os.environ if env is None else env
-        return cls(base_s=float(env.get("RETRY_BASE_SECONDS", "1")),
-                   max_s=float(env.get("RETRY_MAX_SECONDS", "300")),
-                   max_attempts=int(env.get("RETRY_MAX_ATTEMPTS", "12")))
-
 
 class Outbox:
     def __init__(self, path: str | os.PathLike, owner: str | None = None, lease_s: float = 30.0):
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(path, _SCHEMA)
+        self.path = self.db.path
         self.owner = owner or make_owner()
         self.lease_s = lease_s
-        self._local = threading.local()
-        self._wlock = write_lock(self.path)
-        self._conn().executescript(_SCHEMA)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    @classmethod
+    def temporary(cls) -> "Outbox":
+        """An outbox in a private temporary folder, removed with the object (the embedded agent's)."""
+        tmp = tempfile.TemporaryDirectory(prefix="agent-sre-outbox-")
+        box = cls(os.path.join(tmp.name, "outbox.db"))
+        box._tmp = tmp
+        return box
 
     def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-        return conn
+        return self.db.conn()
 
     # ------------------------------------------------------------------ inbox
     def accept(self, alerts: list[Any]) -> list[int]:
         """Durably record accepted alerts (leased to this process); returns their inbox ids."""
         now = time.time()
         ids = []
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             for a in alerts:
                 cur = c.execute("INSERT INTO inbox(alert, alert_key, received, owner, lease_until) VALUES(?,?,?,?,?)",
                                 (a.model_dump_json(exclude_none=True), a.key(), now, self.owner, now + self.lease_s))
@@ -162,7 +157,7 @@ class Outbox:
         Returns the ids newly enqueued."""
         now = time.time()
         fresh = []
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             for ev in events:
                 if self._insert_event(c, ev, now):
                     fresh.append(ev.get_id())
@@ -184,7 +179,7 @@ class Outbox:
         return cur.rowcount == 1
 
     def fail_alert(self, inbox_id: int, error: str, max_attempts: int = 10) -> None:
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             c.execute("UPDATE inbox SET attempts=attempts+1, error=?, owner=NULL, "
                       "lease_until=?, state=CASE WHEN attempts+1>=? THEN 'dead' ELSE state END WHERE id=?",
                       (error[:500], time.time() + self.lease_s, max_attempts, inbox_id))
@@ -192,7 +187,7 @@ class Outbox:
     def claim_alerts(self, limit: int = 100) -> list[tuple[int, str]]:
         """Pending alerts nobody holds (a crashed process's, once its lease ran out)."""
         now = time.time()
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             rows = c.execute("SELECT id, alert FROM inbox WHERE state='pending' AND lease_until<? ORDER BY id LIMIT ?",
                              (now, limit)).fetchall()
             for i, _ in rows:
@@ -204,7 +199,7 @@ class Outbox:
         host = socket.gethostname()
         me_pid = os.getpid()
         n = 0
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             owners = {o for (o,) in c.execute(
                 "SELECT DISTINCT owner FROM inbox WHERE state='pending' AND owner IS NOT NULL UNION "
                 "SELECT DISTINCT owner FROM events WHERE state='pending' AND owner IS NOT NULL")}
@@ -221,33 +216,32 @@ class Outbox:
         return n
 
     # ------------------------------------------------------------------ events
-    def enqueue(self, events: Iterable[CloudEvent]) -> list[str]:
-        return self.finish((), events)
-
-    def claim_events(self, limit: int = 50) -> list[tuple[str, str, int]]:
-        """Due events nobody holds: (id, body, attempts so far)."""
+    def claim_events(self, limit: int = 50, ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+        """Due events nobody holds, oldest first: (id, body, attempts so far); only ``ids`` if given."""
         now = time.time()
-        with _Tx(self._conn(), self._wlock) as c:
+        only, args = "", ()
+        if ids is not None:
+            ids = list(ids)
+            only, args = f" AND id IN ({','.join('?' * len(ids))})", tuple(ids)
+        with self.db.write() as c:
             rows = c.execute("SELECT id, body, attempts FROM events WHERE state='pending' AND next_at<=? "
-                             "AND lease_until<? ORDER BY next_at LIMIT ?", (now, now, limit)).fetchall()
+                             f"AND lease_until<?{only} ORDER BY next_at, rowid LIMIT ?",
+                             (now, now, *args, limit)).fetchall()
             for i, _, _ in rows:
                 c.execute("UPDATE events SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
         return rows
-
-    def delivered(self, event_id: str) -> None:
-        self.delivered_many([event_id])
 
     def delivered_many(self, event_ids: list[str]) -> None:
         if not event_ids:
             return
         now = time.time()
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             c.executemany("UPDATE events SET state='delivered', attempts=attempts+1, delivered_at=?, owner=NULL, "
                           "lease_until=0, last_error=NULL WHERE id=?", [(now, i) for i in event_ids])
 
     def failed(self, event_id: str, error: str, retry: Retry) -> tuple[bool, int]:
         """Record a failed attempt; returns (dead, attempts)."""
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             row = c.execute("SELECT attempts FROM events WHERE id=?", (event_id,)).fetchone()
             attempts = (row[0] if row else 0) + 1
             dead = attempts >= retry.max_attempts
@@ -258,7 +252,7 @@ class Outbox:
 
     def requeue_dead(self, event_id: str | None = None) -> int:
         """Give dead letters another round of retries (all of them, or one)."""
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             q = "UPDATE events SET state='pending', attempts=0, next_at=? WHERE state='dead'"
             args: tuple = (time.time(),)
             if event_id:
@@ -279,7 +273,7 @@ class Outbox:
                       events: Iterable[CloudEvent]) -> bool:
         """Record a result and enqueue what follows from it, atomically. False if already seen."""
         now = time.time()
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             cur = c.execute("INSERT OR IGNORE INTO results(id, correlation_id, body, received) VALUES(?,?,?,?)",
                             (result_id, correlation_id, json.dumps(body, default=str), now))
             if cur.rowcount == 0:
@@ -318,25 +312,29 @@ class Outbox:
         return [dict(zip(cols, r)) for r in self._conn().execute(q, args + (limit,)).fetchall()]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()
 
 
-def path_from_env(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("OUTBOX_DB"):
-        return Path(env["OUTBOX_DB"])
-    return Path(env.get("STATE_DIR") or ".agent-sre") / "outbox.db"
+@dataclass
+class Sent:
+    """One delivery attempt: the event, its attempts so far, and the reply or the error."""
+
+    event: CloudEvent
+    attempts: int
+    reply: CloudEvent | None = None
+    handled: Any = None  # what ``on_reply`` returned for the reply
+    error: str | None = None
 
 
 class Worker:
-    """Background delivery: resumes pending alerts, sends due events with retries, hands replies on.
+    """Delivery: resumes pending alerts, sends due events with retries, hands replies on.
 
     ``send(event) -> reply | None`` raises on failure (BrokerError or anything else: both retried);
     ``on_reply(reply)`` runs before the event is marked delivered, so a crash in between only
     means the event goes out again with the same id; ``resume(rows)`` processes inbox rows.
+    ``start()`` runs it on a background thread, sending ``concurrency`` events at once;
+    ``deliver(rows)`` sends claimed rows now. With ``concurrency=0`` sends happen in the calling
+    thread, in row order (the embedded agent's inline delivery).
     """
 
     def __init__(self, outbox: Outbox, send: Callable[[CloudEvent], CloudEvent | None],
@@ -351,10 +349,11 @@ class Worker:
         self.resume = resume
         self.on_dead = on_dead
         self.on_delivered = on_delivered
-        self.retry = retry or Retry.from_env()
+        self.retry = retry or Retry()
         self.poll_s = poll_s
         self.batch = batch
-        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="outbox-send")
+        self._pool = (ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="outbox-send")
+                      if concurrency > 0 else None)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -375,7 +374,8 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -397,33 +397,40 @@ class Worker:
                 busy = True
                 self.resume(rows)
         rows = self.outbox.claim_events(self.batch)
-        if rows:
-            busy = True
-            done = [d for d in self._pool.map(self._deliver, rows) if d is not None]
-            self.outbox.delivered_many([ev.get_id() for ev, _ in done])
-            if self.on_delivered is not None and done:
-                self.on_delivered(done)
-        return busy
+        self.deliver(rows)
+        return busy or bool(rows)
 
-    def _deliver(self, row: tuple[str, str, int]) -> tuple[CloudEvent, int] | None:
-        """Send one event; on success return it (marked delivered by the caller, in one batch)."""
+    def deliver(self, rows: list[tuple[str, str, int]]) -> list[Sent]:
+        """Send claimed rows (results in row order); mark them delivered in one batch, or failed
+        (retried later, dead after ``retry.max_attempts``)."""
+        each = self._pool.map if self._pool is not None else map
+        sent = [s for s in each(self._deliver, rows) if s is not None]
+        done = [(s.event, s.attempts) for s in sent if s.error is None]
+        self.outbox.delivered_many([ev.get_id() for ev, _ in done])
+        if self.on_delivered is not None and done:
+            self.on_delivered(done)
+        return sent
+
+    def _deliver(self, row: tuple[str, str, int]) -> Sent | None:
         event_id, body, attempts = row
         try:
             event = event_from_body(body)
         except ce.CloudEventError as e:
             self.outbox.failed(event_id, f"stored event unreadable: {e}", Retry(max_attempts=1))
             return None
+        out = Sent(event, attempts + 1)
         try:
-            reply = self.send(event)
-            if reply is not None and self.on_reply is not None:
-                self.on_reply(reply)
+            out.reply = self.send(event)
+            if out.reply is not None and self.on_reply is not None:
+                out.handled = self.on_reply(out.reply)
         except Exception as e:  # noqa: BLE001 - every failure is retried, then dead-lettered
-            dead, n = self.outbox.failed(event_id, str(e), self.retry)
+            out.error = str(e)
+            dead, n = self.outbox.failed(event_id, out.error, self.retry)
+            out.attempts = n
             if dead:
                 log.error("event %s (%s) dead-lettered after %d attempts: %s", event_id, event.get_type(), n, e)
                 if self.on_dead is not None:
-                    self.on_dead(event, str(e), n)
+                    self.on_dead(event, out.error, n)
             else:
                 log.warning("delivery of %s failed (attempt %d), will retry: %s", event_id, n, e)
-            return None
-        return event, attempts + 1
+        return out

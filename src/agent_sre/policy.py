@@ -1,4 +1,4 @@
-"""The safety policy: one YAML file (``POLICY_PATH``, or the packaged ``data/policy.yaml``).
+"""The safety policy: one YAML file (the ``POLICY_PATH`` setting, or the packaged ``data/policy.yaml``).
 
 Everything the gate enforces that an operator may tune lives here: the mode (execute, dry_run,
 suggest), per-function switches, confidence thresholds and cooldowns, namespace lists, dedup
@@ -133,7 +133,7 @@ _DEFAULT: Policy | None = None
 
 
 def default() -> Policy:
-    """The packaged policy (cached), without environment overrides."""
+    """The packaged policy (cached), without the DRY_RUN override."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = parse(default_policy_text(), "packaged policy.yaml")
@@ -154,21 +154,10 @@ def parse(text: str, origin: str = "policy") -> Policy:
         raise PolicyError(f"{origin}: {why}") from None
 
 
-def _env_bool(value: str) -> bool:
-    return value.strip().lower() not in ("0", "false", "no", "off", "")
-
-
-def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Policy:
-    """The policy from ``path``, else ``POLICY_PATH``, else the packaged default; then ``DRY_RUN``
-    (true: dry_run, false: execute) replaces the mode unless the policy says suggest."""
-    env = os.environ if env is None else env
-    path = path or env.get("POLICY_PATH") or None
-    if path:
-        p = Path(path)
-        policy = parse(p.read_text(), str(p))
-    else:
-        policy = parse(default_policy_text(), "packaged policy.yaml")
-    dry = env.get("DRY_RUN")
-    if dry is not None and policy.mode != "suggest":
-        policy = policy.with_overrides(mode="dry_run" if _env_bool(dry) else "execute")
+def load(path: str | os.PathLike | None = None, dry_run: bool | None = None) -> Policy:
+    """The policy from ``path`` (else the packaged default); ``dry_run`` (the ``DRY_RUN`` setting),
+    when given, replaces the mode (true: dry_run, false: execute) unless the policy says suggest."""
+    policy = parse(Path(path).read_text(), str(path)) if path else default()
+    if dry_run is not None and policy.mode != "suggest":
+        policy = policy.with_overrides(mode="dry_run" if dry_run else "execute")
     return policy

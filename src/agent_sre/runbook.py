@@ -1,13 +1,12 @@
 """The runbook as data: alerts → plans, with the label each parameter is read from.
 
-Loaded from YAML (the packaged ``data/runbook.yaml`` by default, or ``RUNBOOK_PATH``) and checked
+Loaded from YAML (the packaged ``data/runbook.yaml`` by default, or the ``RUNBOOK_PATH`` setting) and checked
 against the catalog when loaded, so a typo in a function or parameter name fails at start-up, not
 at 3 a.m.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import catalog
 from .alerts import Alert
+from .settings import RunbookSettings
+from .settings import load as load_settings
 
 
 class ParamSource(BaseModel):
@@ -125,10 +126,9 @@ class Runbook(BaseModel):
 
 
 def default_path() -> Path:
-    env = os.environ.get("RUNBOOK_PATH")
-    if env:
-        return Path(env)
-    return Path(str(resources.files("agent_sre") / "data" / "runbook.yaml"))
+    """``RUNBOOK_PATH``, else the packaged runbook."""
+    packaged = Path(str(resources.files("agent_sre") / "data" / "runbook.yaml"))
+    return load_settings(RunbookSettings).runbook_path or packaged
 
 
 def parse(text: str) -> Runbook:

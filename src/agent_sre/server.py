@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,10 +17,10 @@ from . import ce
 from .agent import Agent
 from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, parse_payload, status_from_event_type
 from .events import RESULT_TYPES
+from .http_body import BodyTooLarge, read_body
+from .settings import AgentSettings, ServerSettings, SettingsError, StateSettings, load
 
 log = logging.getLogger(__name__)
-
-MAX_BODY = int(os.environ.get("MAX_BODY_BYTES", str(1 << 20)))
 
 
 def _bad(status: int, reason: str) -> JSONResponse:
@@ -80,10 +79,14 @@ class IntakeBatcher:
                 i += len(alerts)
 
 
-def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
+def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | None = None,
+               intake_concurrency: int | None = None) -> FastAPI:
     """The HTTP service. ``auth_token``: when set, intake requests need ``Authorization: Bearer <token>``
     (Alertmanager: ``http_config.authorization.credentials``). With an outbox the agent's delivery
-    worker runs for the app's lifetime; a 202 is only sent once the alerts are committed."""
+    worker runs for the app's lifetime; a 202 is only sent once the alerts are committed.
+    ``max_body`` and ``intake_concurrency`` default to the settings' defaults."""
+    max_body = max_body or ServerSettings().max_body_bytes
+    intake_concurrency = intake_concurrency or AgentSettings().intake_concurrency
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -101,7 +104,7 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     refused = Counter("agent_sre_intake_refused_total", "Requests refused", ["reason"], registry=registry)
     dead = Counter("agent_sre_dead_letters_total", "Events the broker dead-lettered", ["type"], registry=registry)
     app.state.agent = agent
-    batcher = IntakeBatcher(agent.handle_alerts, concurrency=int(os.environ.get("INTAKE_CONCURRENCY", "2")))
+    batcher = IntakeBatcher(agent.handle_alerts, concurrency=intake_concurrency)
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
@@ -116,18 +119,11 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
                 refused.labels("unauthorized").inc()
                 return JSONResponse({"error": "invalid bearer token"}, status_code=401,
                                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
+        try:
+            return await read_body(request, max_body)
+        except BodyTooLarge as e:
             refused.labels("too_large").inc()
-            return _bad(413, f"body of {length} bytes exceeds the limit of {MAX_BODY}")
-        chunks, size = [], 0
-        async for chunk in request.stream():  # chunked bodies too: stop reading past the limit
-            size += len(chunk)
-            if size > MAX_BODY:
-                refused.labels("too_large").inc()
-                return _bad(413, f"body exceeds the limit of {MAX_BODY} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            return _bad(413, str(e))
 
     async def _alerts(alerts: list) -> JSONResponse:
         for a in alerts:
@@ -233,23 +229,43 @@ def create_app(agent: Agent, auth_token: str | None = None) -> FastAPI:
     return app
 
 
-def agent_from_env(env: dict[str, str] | None = None, chain: Any = None) -> Agent:
-    """The production agent: policy (POLICY_PATH / packaged, DRY_RUN overrides the mode), gate state
-    (REDIS_URL, else SQLite in STATE_DIR), durable outbox and audit log (STATE_DIR), broker (BROKER_URL)."""
+def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> Agent:
+    """The production agent from the settings in ``env`` (default ``os.environ``): the policy
+    (``POLICY_PATH`` or the packaged one; ``DRY_RUN``, default true, replaces its mode unless it
+    says suggest), gate state (``REDIS_URL``, else SQLite), durable outbox and audit log, broker
+    (``BROKER_URL``). Raises SettingsError naming a setting that cannot be used."""
     from . import audit, outbox, policy, state
-    from .broker import from_env
+    from .broker import from_url
     from .chain.chain import Chain
     from .gate import Gate
 
-    env = dict(os.environ if env is None else env)
-    env.setdefault("DRY_RUN", "true")  # dry-run unless said otherwise
-    pol = policy.load(env=env)
-    gate = Gate(policy=pol, state=state.from_env(env))
-    box = outbox.Outbox(outbox.path_from_env(env))
-    return Agent(chain=chain or Chain(), broker=from_env(env.get("BROKER_URL")), gate=gate, outbox=box,
-                 audit=audit.Audit(audit.path_from_env(env)), retry=outbox.Retry.from_env(env),
-                 delivery_concurrency=int(env.get("DELIVERY_CONCURRENCY", "4")))
+    st, ag = load(StateSettings, env), load(AgentSettings, env)
+    try:
+        pol = policy.load(ag.policy_path, dry_run=ag.dry_run)
+    except (OSError, policy.PolicyError) as e:
+        raise SettingsError(f"POLICY_PATH={str(ag.policy_path)!r}: {e}") from None
+    retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
+    return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
+                 gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
+                 audit=audit.Audit(st.audit_path), retry=retry, delivery_concurrency=ag.delivery_concurrency)
 
 
-def app_from_env() -> FastAPI:
-    return create_app(agent_from_env(), auth_token=os.environ.get("AUTH_TOKEN") or None)
+def check_intake_auth(mode: str, auth_token: str | None) -> None:
+    """Execute mode needs an authenticated intake: anyone who can post alerts could otherwise make
+    the agent act. Raises SettingsError; in dry-run or suggest mode only warns."""
+    if auth_token:
+        return
+    if mode == "execute":
+        raise SettingsError("AUTH_TOKEN is unset but the gate would execute (DRY_RUN=false or the policy's "
+                            "mode: execute): set AUTH_TOKEN, or run in dry-run")
+    log.warning("AUTH_TOKEN is unset: anyone who can reach the intake can post alerts (mode %s, nothing "
+                "is executed)", mode)
+
+
+def app_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> FastAPI:
+    """``agent-sre serve``'s app; raises SettingsError (before anything listens) on a bad setting."""
+    server, ag = load(ServerSettings, env), load(AgentSettings, env)
+    agent = agent_from_env(env, chain)
+    check_intake_auth(agent.gate.mode, ag.auth_token)
+    return create_app(agent, auth_token=ag.auth_token, max_body=server.max_body_bytes,
+                      intake_concurrency=ag.intake_concurrency)

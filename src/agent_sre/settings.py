@@ -55,10 +55,13 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LogLevel = Annotated[Literal["critical", "error", "warning", "info", "debug"], BeforeValidator(str.lower)]
+
+
 class ServerSettings(_Group):
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="log level")
+    log_level: LogLevel = Field("info", description="log level")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (bytes)")
 
 
@@ -85,7 +88,6 @@ class StateSettings(_Group):
 class AgentSettings(_Group):
     dry_run: Flag = Field(True, description="true: functions write nothing; false: execute (the policy may be stricter)")
     policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
-    runbook_path: Path | None = Field(None, description="runbook.yaml (default: the packaged runbook)")
     broker_url: str | None = Field(None, description="Knative broker for trigger events (default: in-process broker)")
     auth_token: str | None = Field(None, description="bearer token intake requests must carry")
     intake_concurrency: int = Field(2, ge=1, description="agent calls in flight at once")
@@ -93,6 +95,10 @@ class AgentSettings(_Group):
     retry_base_seconds: float = Field(1.0, gt=0, description="first delivery retry delay")
     retry_max_seconds: float = Field(300.0, gt=0, description="longest delivery retry delay")
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
+
+
+class RunbookSettings(_Group):
+    runbook_path: Path | None = Field(None, description="runbook.yaml (default: the packaged runbook)")
 
 
 class TRMSettings(_Group):
@@ -111,7 +117,8 @@ class TRMSettings(_Group):
 class LLMSettings(_Group):
     llm_url: str | None = Field(None, description="Ollama or OpenAI-compatible endpoint; unset: no LLM stage")
     llm_model: str = Field("functiongemma:270m", description="model name")
-    llm_api: Literal["", "ollama", "openai"] = Field("", description="wire format (default: from the URL)")
+    llm_api: Annotated[Literal["", "ollama", "openai"], BeforeValidator(str.lower)] = Field(
+        "", description="wire format, ollama or openai (default: from the URL)")
     llm_api_key: str | None = Field(None, description="bearer token for the LLM endpoint")
     llm_connect_timeout_ms: float = Field(1000, gt=0, description="connect timeout")
     llm_timeout_ms: float = Field(10000, gt=0, description="read timeout")
@@ -129,7 +136,10 @@ class ReasoningSettings(_Group):
 class FunctionSettings(_Group):
     dry_run: Flag = Field(True, description="true: nothing is written (dryRun=All); false: act when the trigger says so")
     function: str | None = Field(None, description="serve only this function (default: all)")
-    kubeconfig: str | None = Field(None, description="cluster config outside a pod (in a pod: the ServiceAccount)")
+    kubeconfig: str | None = Field(None, description="kubeconfig file (unset: the ServiceAccount in a pod, else no "
+                                                     "cluster and dry-run only)")
+    state_dir: Path | None = Field(None, description="remember answered trigger ids in a SQLite file here "
+                                                     "(unset: in memory)")
     idempotency_max: int = Field(10_000, ge=1, description="trigger ids remembered")
     k_sink: str | None = Field(None, description="also POST each result event here (Knative SinkBinding)")
     result_sink: str | None = Field(None, description="same as K_SINK, outside Knative")
@@ -142,6 +152,12 @@ class FunctionSettings(_Group):
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
+
+
+class CollectSettings(_Group):
+    prometheus_url: str | None = Field(None, description="Prometheus to read rules and active alerts from")
+    alertmanager_url: str | None = Field(None, description="Alertmanager to read active alerts from")
+    audit_log: Path | None = Field(None, description="an agent's audit log to read recorded outcomes from")
 
 
 G = TypeVar("G", bound=_Group)
@@ -165,18 +181,19 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
         err = e.errors()[0]
         var = env_name(str(err["loc"][0])) if err["loc"] else group.__name__
         raw = values.get(str(err["loc"][0])) if err["loc"] else None
-        raise SettingsError(f"{var}={raw!r}: {err['msg']}") from None
+        raise SettingsError(f"{var}={raw!r}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, TRMSettings, LLMSettings),
-    "serve-function": (ServerSettings, StateSettings, FunctionSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, RunbookSettings, TRMSettings, LLMSettings),
+    "serve-function": (ServerSettings, FunctionSettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
-    "select": (TRMSettings, LLMSettings),
-    "demo": (TRMSettings, LLMSettings),
+    "select": (RunbookSettings, TRMSettings, LLMSettings),
+    "demo": (RunbookSettings, TRMSettings, LLMSettings),
     "history": (StateSettings,),
     "outbox": (StateSettings,),
+    "dataset collect": (CollectSettings,),
 }
 
 
@@ -190,6 +207,7 @@ def describe(groups: tuple[type[_Group], ...]) -> list[tuple[str, str, str]]:
                 continue
             seen.add(var)
             default = f.default
-            shown = "unset" if default is None else (str(default).lower() if isinstance(default, bool) else str(default))
+            shown = "unset" if default in (None, "") else (str(default).lower() if isinstance(default, bool)
+                                                             else str(default))
             out.append((var, shown, f.description or ""))
     return out

@@ -3,7 +3,7 @@
 The check and the reservation happen in one atomic step, so two replicas (or two threads) that
 see the same alert at the same moment cannot both act:
 
-* SQLite (default; ``STATE_DIR``/``STATE_DB``): WAL, one ``BEGIN IMMEDIATE`` transaction per
+* SQLite (default; ``STATE_DB``, else ``STATE_DIR``/state.db): WAL, one ``BEGIN IMMEDIATE`` transaction per
   reservation, which serialises writers across processes sharing the file.
 * Redis (``REDIS_URL``, optional ``redis`` package): one Lua script per reservation, which Redis
   runs atomically; shared by every replica that points at it.
@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol
+
+from .settings import StateSettings
+from .sqlite import Database
 
 
 @dataclass(frozen=True)
@@ -119,81 +120,16 @@ CREATE INDEX IF NOT EXISTS signals_ts ON signals (ts);
 """
 
 
-def connect(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connection:
-    """A SQLite connection in WAL mode, autocommit (explicit BEGIN IMMEDIATE for writes).
-
-    ``synchronous=NORMAL``: a committed transaction survives the process being killed (the
-    write is in the OS); only a power loss can drop the last few, which is the usual WAL trade."""
-    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    return conn
-
-
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def write_lock(path: str) -> threading.Lock:
-    """One lock per database file in this process: threads queue here, in order, instead of in
-    SQLite's busy handler (which sleeps with back-off); processes still serialise in SQLite."""
-    key = os.path.abspath(path) if path != ":memory:" else path
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
-
-
-class _Tx:
-    """``with _Tx(conn, lock):`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock | None = None):
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        if self.lock is not None:
-            self.lock.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            if self.lock is not None:
-                self.lock.release()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.conn.execute("COMMIT")
-            else:
-                self.conn.execute("ROLLBACK")
-        finally:
-            if self.lock is not None:
-                self.lock.release()
-
-
 class SQLiteState:
     def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._wlock = write_lock(self.path)
+        self.db = Database(path, _SCHEMA)
+        self.path = self.db.path
         self._calls = 0
-        self._conn().executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-        return conn
 
     def reserve(self, action: Action, limits: Limits, now: float | None = None) -> Reserved:
         now = time.time() if now is None else now
         a = action
-        conn = self._conn()
-        with _Tx(conn, self._wlock) as c:
+        with self.db.write() as c:
             if a.step == 0:
                 c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
                           "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (a.target, now))
@@ -247,19 +183,19 @@ class SQLiteState:
 
     def signal(self, target: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             c.execute("INSERT INTO signals(target, ts) VALUES(?, ?) "
                       "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (target, now))
 
     def prune(self, limits: Limits, now: float | None = None) -> None:
         now = time.time() if now is None else now
         keep = max(limits.dedup_seconds, limits.loop_window_seconds, HOUR, limits.cooldown_seconds)
-        with _Tx(self._conn(), self._wlock) as c:
+        with self.db.write() as c:
             c.execute("DELETE FROM actions WHERE ts<?", (now - keep,))
             c.execute("DELETE FROM signals WHERE ts<?", (now - max(limits.storm_window_seconds, HOUR),))
 
     def stats(self) -> dict[str, Any]:
-        c = self._conn()
+        c = self.db.conn()
         now = time.time()
         (actions,) = c.execute("SELECT count(*) FROM actions").fetchone()
         (mut,) = c.execute("SELECT count(*) FROM actions WHERE mutating=1 AND ts>?", (now - HOUR,)).fetchone()
@@ -268,10 +204,7 @@ class SQLiteState:
                 "targets_signalled": sig}
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()
 
 
 # --------------------------------------------------------------------------- Redis
@@ -401,17 +334,11 @@ class RedisState:
         self.client.close()
 
 
-# --------------------------------------------------------------------------- from the environment
+# --------------------------------------------------------------------------- from the settings
 
 
-def state_dir(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("STATE_DIR") or ".agent-sre")
-
-
-def from_env(env: dict[str, str] | None = None) -> StateStore:
-    """``REDIS_URL`` → RedisState; else SQLite at ``STATE_DB`` or ``STATE_DIR``/state.db."""
-    env = os.environ if env is None else env
-    if env.get("REDIS_URL"):
-        return RedisState(env["REDIS_URL"])
-    return SQLiteState(env.get("STATE_DB") or state_dir(env) / "state.db")
+def open_store(settings: StateSettings) -> StateStore:
+    """``REDIS_URL`` → RedisState; else SQLite at ``STATE_DB`` (default ``STATE_DIR``/state.db)."""
+    if settings.redis_url:
+        return RedisState(settings.redis_url)
+    return SQLiteState(settings.state_path)

@@ -183,12 +183,9 @@ def test_bearer_token_on_the_intake(tmp_path, sink):
     assert agent.outbox.stats()["inbox"] == {"done": 1}  # the refused requests were never accepted
 
 
-def test_chunked_body_over_the_limit_is_refused(tmp_path, sink, monkeypatch):
-    import agent_sre.server as server
-
-    monkeypatch.setattr(server, "MAX_BODY", 1000)
+def test_chunked_body_over_the_limit_is_refused(tmp_path, sink):
     agent = make_agent(tmp_path, sink.url)
-    with serve_asgi(server.create_app(agent)) as url:
+    with serve_asgi(create_app(agent, max_body=1000)) as url:
         def gen():
             for _ in range(20):
                 yield b" " * 100

@@ -47,3 +47,23 @@ def test_demo_report_is_readable():
     p = subprocess.run([str(BIN), "demo"], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     assert "would send" in p.stdout and "gate" in p.stdout and "refused" in p.stdout
+
+
+def test_the_embedded_broker_answers_with_the_functions_result_events():
+    from agent_sre.agent import Agent
+    from agent_sre.alerts import parse_payload
+    from agent_sre.broker import InProcessBroker
+    from agent_sre.chain.chain import Chain
+    from agent_sre.chain.rules import RuleStage
+    from agent_sre.events import COMPLETED, result_id
+
+    broker = InProcessBroker()
+    [a] = parse_payload({"labels": {"alertname": "FluxHelmReleaseFailing", "kind": "HelmRelease", "name": "loki",
+                                    "exported_namespace": "logging", "namespace": "flux-system"}})
+    [out] = Agent(chain=Chain([RuleStage()]), broker=broker, dry_run=True).handle_alerts([a])
+    [trigger], [reply] = broker.sent, broker.replies
+    assert reply.get_type() == COMPLETED and reply.get_id() == result_id(trigger.get_id())
+    assert reply.get_source() == "/agent-sre/functions/flux-reconcile-helmrelease"
+    assert reply.get_attributes()["subject"] == "HelmRelease/logging/loki"
+    assert reply.get_attributes()["correlationid"] == trigger.get_attributes()["correlationid"]
+    assert out.results == [reply.get_data()]

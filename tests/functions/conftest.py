@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from agent_sre.functions.kube import load_api_client
-from agent_sre.functions.registry import Settings
+from agent_sre.settings import FunctionSettings
 from agent_sre.functions.runner import Runner
 from agent_sre.functions.store import MemoryStore
 
@@ -25,7 +25,7 @@ def cluster(tmp_path):
 
 @pytest.fixture
 def settings():
-    return Settings(dry_run=False, flux_wait_seconds=2.0, flux_poll_seconds=0.02)
+    return FunctionSettings(dry_run=False, flux_wait_seconds=2.0, flux_poll_seconds=0.02)
 
 
 @pytest.fixture
@@ -36,4 +36,4 @@ def runner(cluster, settings):
 
 @pytest.fixture
 def offline_runner():
-    return Runner(Settings(dry_run=True), api_client=None, store=MemoryStore(), clock=lambda: NOW)
+    return Runner(FunctionSettings(dry_run=True), api_client=None, store=MemoryStore(), clock=lambda: NOW)

@@ -10,7 +10,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_bina
 from cloudevents.core.v1.event import CloudEvent
 
 from agent_sre.functions.app import create_app
-from agent_sre.functions.results import result_id
+from agent_sre.events import result_id
 from tests.helpers import EventSink, serve_asgi
 
 from .test_pods import PODS, deployment_chain
@@ -106,6 +106,36 @@ def test_query_setting_override_with_source(cluster, served):
     assert [w.url.path.rsplit("/", 2)[-2] for w in cluster.writes()] == ["gitrepositories", "kustomizations"]
 
 
+@pytest.mark.parametrize("value", ["enabled", "", "maybe", 2, ["false"], {"x": 1}])
+def test_a_trigger_whose_dry_run_is_not_a_boolean_is_refused_never_run(cluster, served, value):
+    deployment_chain(cluster)
+    r = post(served, trigger(id=f"odd-{value!r}", dry_run=value))
+    assert r.status_code == 400 and r.json()["error"] == "malformed" and "dry_run" in r.json()["message"]
+    assert cluster.writes() == []
+
+
+@pytest.mark.parametrize("value,dry", [("false", False), ("FALSE", False), ("0", False), ("off", False),
+                                       ("true", True), ("yes", True)])
+def test_trigger_dry_run_strings_are_read_like_every_other_flag(cluster, served, value, dry):
+    deployment_chain(cluster)
+    data = parse(post(served, trigger(id=f"s-{value}", dry_run=value))).get_data()
+    assert data["status"] == "success" and data["dry_run"] is dry
+
+
+def test_a_query_override_that_is_not_a_boolean_is_refused(cluster, served):
+    ev = trigger("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, id="q", dry_run=True)
+    r = post(served, ev, path="/?with_source=perhaps")
+    assert r.status_code == 400 and "with_source" in r.json()["message"]
+    assert cluster.writes() == []
+
+
+def test_a_body_over_the_limit_is_refused(runner):
+    with serve_asgi(create_app(runner=runner, sink="", max_body=2048)) as url:
+        ev = trigger(id="big", reasoning="x" * 4096)
+        r = post(url, ev)
+        assert r.status_code == 413 and r.json()["error"] == "too-large"
+
+
 @pytest.mark.parametrize("case,status,reason", [
     ("not-json", 400, "malformed"),
     ("no-ce", 400, "malformed"),
@@ -160,9 +190,9 @@ def test_health_ready_metrics(cluster, served):
 
 
 def test_readyz_not_ready_without_cluster_outside_dry_run():
-    from agent_sre.functions.registry import Settings
+    from agent_sre.settings import FunctionSettings
     from agent_sre.functions.runner import Runner
-    app = create_app(runner=Runner(Settings(dry_run=False), api_client=None), sink="")
+    app = create_app(runner=Runner(FunctionSettings(dry_run=False), api_client=None), sink="")
     with serve_asgi(app) as url:
         r = httpx.get(url + "/readyz")
         assert r.status_code == 503 and r.json()["cluster"] == "offline"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from .conftest import NOW
@@ -63,7 +61,7 @@ def test_reconciled_but_not_ready_is_an_error_with_the_condition(cluster, runner
 
 def test_unconfirmed_within_wait_says_so(cluster, runner, settings):
     cluster.add(KS, "flux-system", ks())  # no controller running: status never catches up
-    runner.settings = dataclasses.replace(settings, flux_wait_seconds=0.2)
+    runner.settings = settings.model_copy(update=dict(flux_wait_seconds=0.2))
     res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
     assert res["status"] == "success"
     assert res["details"]["confirmed"] is False
@@ -102,7 +100,7 @@ def test_dry_run_sends_server_side_dry_run_and_persists_nothing(cluster, runner)
 
 def test_dry_run_setting_wins_over_trigger(cluster, runner, settings):
     cluster.add(KS, "flux-system", ks())
-    runner.settings = dataclasses.replace(settings, dry_run=True)  # DRY_RUN=true (the default)
+    runner.settings = settings.model_copy(update=dict(dry_run=True))  # DRY_RUN=true (the default)
     res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
     assert res["dry_run"] is True
     assert [w.params for w in cluster.writes()] == [{"dryRun": "All"}]
@@ -111,7 +109,7 @@ def test_dry_run_setting_wins_over_trigger(cluster, runner, settings):
 def test_with_source_reconciles_the_git_repository_first(cluster, runner, settings):
     cluster.add(KS, "flux-system", ks(source="fleet"))
     cluster.add(GIT, "flux-system", {"metadata": {"name": "fleet"}, "spec": {"url": "https://example.org/fleet"}})
-    runner.settings = dataclasses.replace(settings, flux_with_source=True, flux_wait_seconds=0)
+    runner.settings = settings.model_copy(update=dict(flux_with_source=True, flux_wait_seconds=0))
     res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
     assert res["status"] == "success", res
     paths = [p.url.path for p in patches(cluster)]
@@ -124,7 +122,7 @@ def test_with_source_reconciles_the_git_repository_first(cluster, runner, settin
 
 def test_gitrepository_reconcile(cluster, runner, settings):
     cluster.add(GIT, "flux-system", {"metadata": {"name": "fleet"}, "spec": {"url": "https://example.org/fleet"}})
-    runner.settings = dataclasses.replace(settings, flux_wait_seconds=0)
+    runner.settings = settings.model_copy(update=dict(flux_wait_seconds=0))
     res = runner.run("flux-reconcile-gitrepository", {"name": "fleet", "namespace": "flux-system"}, dry_run=False)
     assert res["status"] == "success"
     [p] = patches(cluster)
@@ -138,7 +136,7 @@ def test_helmrelease_force_and_chart_source(cluster, runner, settings, force):
         "sourceRef": {"kind": "HelmRepository", "name": "prometheus-community", "namespace": "flux-system"}}}}})
     cluster.add(HREPO, "flux-system", {"metadata": {"name": "prometheus-community"}, "spec": {}})
     cluster.set_flux({"ready": "True", "delay": 0.02})
-    runner.settings = dataclasses.replace(settings, flux_force=force, flux_with_source=True)
+    runner.settings = settings.model_copy(update=dict(flux_force=force, flux_with_source=True))
     res = runner.run("flux-reconcile-helmrelease", {"name": "kube-prometheus-stack", "namespace": "monitoring"},
                      dry_run=False)
     assert res["status"] == "success", res
@@ -155,7 +153,7 @@ def test_helmrelease_force_and_chart_source(cluster, runner, settings, force):
 
 def test_force_is_ignored_for_kustomizations(cluster, runner, settings):
     cluster.add(KS, "flux-system", ks())
-    runner.settings = dataclasses.replace(settings, flux_force=True, flux_wait_seconds=0)
+    runner.settings = settings.model_copy(update=dict(flux_force=True, flux_wait_seconds=0))
     runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
     [p] = patches(cluster)
     assert p.data == {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": STAMP}}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +68,7 @@ def pvc(cluster):
 def test_pvc_with_prometheus_usage(cluster, runner, settings, pvc):
     prom = FakePrometheus(used=9.2 * 2**30, capacity=10 * 2**30)
     try:
-        runner.settings = dataclasses.replace(settings, prometheus_url=prom.url)
+        runner.settings = settings.model_copy(update=dict(prometheus_url=prom.url))
         res = runner.run("check-pvc-status", {"name": "pg-data", "namespace": "data"}, dry_run=False)
     finally:
         prom.close()
@@ -100,10 +99,10 @@ def test_pvc_prometheus_without_series_or_error(cluster, runner, settings, pvc):
     prom = FakePrometheus(used=None, capacity=None)
     bad = FakePrometheus(used=1, capacity=2, status="error")
     try:
-        runner.settings = dataclasses.replace(settings, prometheus_url=prom.url)
+        runner.settings = settings.model_copy(update=dict(prometheus_url=prom.url))
         d = runner.run("check-pvc-status", {"name": "pg-data", "namespace": "data"}, dry_run=False)["details"]
         assert d["usage"]["available"] is False and "no kubelet_volume_stats" in d["usage"]["reason"]
-        runner.settings = dataclasses.replace(settings, prometheus_url=bad.url)
+        runner.settings = settings.model_copy(update=dict(prometheus_url=bad.url))
         d = runner.run("check-pvc-status", {"name": "pg-data", "namespace": "data"}, dry_run=False)["details"]
         assert d["usage"]["available"] is False and "prometheus" in d["usage"]["reason"]
     finally:

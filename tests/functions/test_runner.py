@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent_sre.functions import run_function
-from agent_sre.functions.registry import Settings, handlers
+from agent_sre.functions.registry import handlers
+from agent_sre.settings import FunctionSettings, load
 from agent_sre.functions.runner import Runner, reset_default_runner
 from agent_sre.functions.store import MemoryStore, SQLiteStore
 from agent_sre import catalog
@@ -36,7 +37,7 @@ def test_offline_dry_run_describes_the_exact_request_unverified(offline_runner):
 
 
 def test_offline_outside_dry_run_is_an_error():
-    r = Runner(Settings(dry_run=False), api_client=None, store=MemoryStore())
+    r = Runner(FunctionSettings(dry_run=False), api_client=None, store=MemoryStore())
     res = r.run("pod-restart", {"name": "web-1", "namespace": "shop"}, dry_run=False)
     assert res["status"] == "error" and "cluster is required" in res["message"]
     assert "request" not in res["details"]
@@ -44,11 +45,11 @@ def test_offline_outside_dry_run_is_an_error():
 
 def test_dry_run_defaults_true(monkeypatch):
     monkeypatch.delenv("DRY_RUN", raising=False)
-    assert Settings.from_env().dry_run is True
+    assert load(FunctionSettings).dry_run is True
     monkeypatch.setenv("DRY_RUN", "false")
-    assert Settings.from_env().dry_run is False
+    assert load(FunctionSettings).dry_run is False
     monkeypatch.setenv("FLUX_WAIT_SECONDS", "1.5")
-    assert Settings.from_env().flux_wait_seconds == 1.5
+    assert load(FunctionSettings).flux_wait_seconds == 1.5
 
 
 def test_run_function_in_process_offline(monkeypatch, tmp_path):

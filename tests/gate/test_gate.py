@@ -10,7 +10,11 @@ from agent_sre.chain.chain import Chain
 from agent_sre.decision import validated, Method
 from agent_sre.gate import Gate
 from agent_sre.policy import Policy, PolicyError
+from agent_sre.server import agent_from_env, app_from_env
+from agent_sre.settings import SettingsError
 from tests.gate.support import FakeModel, Recorder, alert, data
+
+NO_STAGES = Chain([])  # the settings tests need no decisions
 
 
 def run(propose, a, gate=None):
@@ -150,15 +154,45 @@ def test_function_level_mode_is_never_looser_than_the_global_one():
     assert p.mode_for("pod-restart") == "suggest"
 
 
-def test_dry_run_env_overrides_policy_mode_but_never_loosens_suggest(tmp_path):
+def test_dry_run_overrides_policy_mode_but_never_loosens_suggest(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("mode: execute\n")
-    assert pol.load(env={"POLICY_PATH": str(f)}).mode == "execute"
-    assert pol.load(env={"POLICY_PATH": str(f), "DRY_RUN": "true"}).mode == "dry_run"
+    assert pol.load(f).mode == "execute"
+    assert pol.load(f, dry_run=True).mode == "dry_run"
     f.write_text("mode: suggest\n")
-    assert pol.load(env={"POLICY_PATH": str(f), "DRY_RUN": "false"}).mode == "suggest"
-    assert pol.load(env={}).mode == "dry_run"  # the packaged default
-    assert pol.load(env={"DRY_RUN": "false"}).mode == "execute"
+    assert pol.load(f, dry_run=False).mode == "suggest"
+    assert pol.load().mode == "dry_run"  # the packaged default
+    assert pol.load(dry_run=False).mode == "execute"
+
+
+@pytest.mark.parametrize("value,mode", [(None, "dry_run"), ("", "dry_run"), ("  ", "dry_run"), ("true", "dry_run"),
+                                        ("TRUE", "dry_run"), ("1", "dry_run"), ("yes", "dry_run"), ("On", "dry_run"),
+                                        ("false", "execute"), ("False", "execute"), ("0", "execute"),
+                                        ("no", "execute"), ("off", "execute")])
+def test_the_agent_reads_dry_run_one_way(tmp_path, value, mode):
+    f = tmp_path / "p.yaml"
+    f.write_text("mode: execute\n")  # the policy would execute: only DRY_RUN=false lets it
+    env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(f), **({} if value is None else {"DRY_RUN": value})}
+    agent = agent_from_env(env, chain=NO_STAGES)
+    assert agent.gate.mode == mode
+    agent.stop()
+
+
+@pytest.mark.parametrize("value", ["enabled", "disabled", "2", "dry", "y", "n"])
+def test_an_unknown_dry_run_value_is_an_error_naming_it(tmp_path, value):
+    with pytest.raises(SettingsError, match="DRY_RUN"):
+        agent_from_env({"STATE_DIR": str(tmp_path), "DRY_RUN": value}, chain=NO_STAGES)
+
+
+def test_execute_without_intake_authentication_refuses_to_start(tmp_path, caplog):
+    base = {"STATE_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match="AUTH_TOKEN"):
+        app_from_env({**base, "DRY_RUN": "false"}, chain=NO_STAGES)
+    assert app_from_env({**base, "DRY_RUN": "false", "AUTH_TOKEN": "s3cret"}, chain=NO_STAGES).state.agent.gate.mode \
+        == "execute"
+    with caplog.at_level("WARNING", logger="agent_sre.server"):
+        assert app_from_env(base, chain=NO_STAGES).state.agent.gate.mode == "dry_run"
+    assert any("AUTH_TOKEN is unset" in r.getMessage() for r in caplog.records)
 
 
 def test_policy_typos_and_unknown_functions_are_errors(tmp_path):

@@ -18,6 +18,7 @@ from agent_sre import state
 from agent_sre.agent import Agent
 from agent_sre.chain.chain import Chain
 from agent_sre.gate import Gate
+from agent_sre.settings import StateSettings, load
 from agent_sre.state import Action, Limits, SQLiteState, StateStore
 from tests.gate.support import FakeModel, Recorder, alert, data
 
@@ -37,7 +38,7 @@ LOOSE = Limits(cooldown_seconds=0, per_target_per_hour=1000, global_per_hour=100
 @dataclass
 class Store:
     """One shared store of a backend. ``open()`` is a new handle on it: what a new process or another
-    replica gets; ``env`` makes ``state.from_env`` open it."""
+    replica gets; ``env`` holds the settings that make ``state.open_store`` open it."""
 
     kind: type
     env: dict[str, str]
@@ -242,7 +243,7 @@ def test_a_target_named_like_a_key_has_its_own_budget(st):
 
 
 def test_from_env_opens_the_same_store(store):
-    s = state.from_env(store.env)
+    s = state.open_store(load(StateSettings, store.env))
     store.opened.append(s)
     assert type(s) is store.kind
     assert s.reserve(act(), LOOSE, now=T0).ok

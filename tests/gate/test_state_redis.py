@@ -104,11 +104,12 @@ def test_the_shared_tests_run_here_against_redis(store):
 
 def test_redis_url_wins_over_state_db(store, tmp_path):
     from agent_sre import state
+    from agent_sre.settings import StateSettings, load
 
-    s = state.from_env({"REDIS_URL": store.env["REDIS_URL"], "STATE_DB": str(tmp_path / "x.db")})
+    s = state.open_store(load(StateSettings, {"REDIS_URL": store.env["REDIS_URL"], "STATE_DB": str(tmp_path / "x.db")}))
     store.opened.append(s)
     assert isinstance(s, RedisState) and not (tmp_path / "x.db").exists()
-    assert isinstance(state.from_env({"STATE_DB": str(tmp_path / "x.db")}), SQLiteState)
+    assert isinstance(state.open_store(load(StateSettings, {"STATE_DB": str(tmp_path / "x.db")})), SQLiteState)
 
 
 def test_every_key_expires_after_the_longest_window(store):

@@ -5,6 +5,7 @@ import httpx
 from agent_sre import audit, ce
 from agent_sre.events import TRIGGER
 from agent_sre.server import agent_from_env, create_app
+from agent_sre.settings import StateSettings, load
 from tests.helpers import EventSink, serve_asgi
 
 
@@ -25,7 +26,7 @@ def test_dead_letter_is_recorded_in_the_audit_log(tmp_path):
             assert 'agent_sre_dead_letters_total{type="io.homelab.agent-sre.lambda.trigger"} 1.0' in \
                 httpx.get(url + "/metrics").text
         assert sink.requests == []  # recorded, never re-sent or acted on
-    recs = [r for r in audit.read(audit.path_from_env(env)) if r.get("kind") == "dead_letter"]
+    recs = [r for r in audit.read(load(StateSettings, env).audit_path) if r.get("kind") == "dead_letter"]
     assert len(recs) == 1
     assert recs[0]["correlation_id"] == "c0ffee"
-    assert audit.verify(audit.path_from_env(env)).ok
+    assert audit.verify(load(StateSettings, env).audit_path).ok

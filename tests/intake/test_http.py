@@ -96,8 +96,15 @@ def test_structured_mode_single_alert_and_resolved_type(running):
 
 def test_same_alert_gives_the_same_event_id(running):
     url, sink = running
-    httpx.post(url + "/webhook", json=webhook(CRASH))
-    httpx.post(url + "/webhook", json=webhook(CRASH))
+    first = httpx.post(url + "/webhook", json=webhook(CRASH)).json()
+    again = httpx.post(url + "/webhook", json=webhook(CRASH)).json()
+    # one agent sends an event id once: the second webhook names the same trigger and sends nothing
+    assert again["outcomes"][0]["events"] == first["outcomes"][0]["events"]
+    assert len(triggers(sink)) == 1
+    # another agent (a restart, a replica) derives the same id for the same alert occurrence
+    other = Agent(chain=Chain([AnnotationStage(), RuleStage()]), broker=HTTPBroker(sink.url), dry_run=True)
+    with serve_asgi(create_app(other)) as url2:
+        httpx.post(url2 + "/webhook", json=webhook(CRASH))
     ids = [ev.get_id() for _, ev in triggers(sink)]
     assert len(ids) == 2 and ids[0] == ids[1]
 

@@ -15,12 +15,12 @@ class RuleStage:
         self.book = book or rb.load()
 
     def __call__(self, alert: Alert) -> Decision:
-        entry = self.book.entry_for(alert.name)
-        if entry is None:
-            raise Abstain(f"no runbook entry for {alert.name}")
-        case = next((c for c in entry.when if c.matches(alert.labels)), None)
-        if case is None:
-            raise Abstain(f"runbook entry {entry.alert}: no case matches the alert's labels")
+        found = self.book.case_for(alert)
+        if found is None:
+            entry = self.book.entry_for(alert.name)
+            raise Abstain(f"runbook entry {entry.alert}: no case matches the alert's labels" if entry
+                          else f"no runbook entry for {alert.name}")
+        entry, case = found
         if not case.plan:
             d = no_action(f"runbook: {entry.alert} needs no remediation ({entry.description})")
             return d.model_copy(update={"method": Method.RULES})

@@ -1,25 +1,13 @@
-"""Remediation function implementations (issue 4).
+"""The remediation functions: one handler per catalog function, acting on the Kubernetes API.
 
-Each catalog function has a handler here (``@handler(name)`` in ``registry``); ``app`` serves them
-as one CloudEvents HTTP app; ``run_function`` runs one in-process (the embedded broker uses it).
+Each handler module registers its handlers with ``@handler(name)`` (``registry``) when imported;
+this package imports them all, so whoever uses it (the HTTP app, the runner, ``run_function``)
+finds every handler. ``app`` serves them as one CloudEvents HTTP app (``agent-sre
+serve-function``); ``run_function`` runs one in-process (the embedded broker uses it).
 
-Environment (all optional):
-
-=====================  =======================================================================
-FUNCTION               serve only this function (unset: all)                       [app only]
-DRY_RUN                default **true**; a write happens only with DRY_RUN=false *and* the
-                       trigger's ``dry_run: false``. Dry-run writes go out with dryRun=All.
-KUBECONFIG             cluster config when not in a pod (in a pod: the ServiceAccount).
-                       Neither: offline, dry-run only, ``details.verified: false``.
-STATE_DIR              SQLite file of answered trigger ids (else memory); IDEMPOTENCY_MAX bounds it
-K_SINK / RESULT_SINK   also POST each result event there (besides the HTTP reply)     [app only]
-PROMETHEUS_URL         check-pvc-status usage (kubelet_volume_stats_*); PROMETHEUS_TIMEOUT
-PVC_USAGE_THRESHOLD    used ratio at or above which a claim is reported unhealthy (0.85)
-FLUX_WITH_SOURCE       reconcile the source first (query ``?with_source=true`` per request)
-FLUX_FORCE             HelmRelease: also reconcile.fluxcd.io/forceAt (query ``?force=true``)
-FLUX_WAIT_SECONDS      how long to watch Ready after a reconcile request (30); FLUX_POLL_SECONDS (2)
-POD_EVENTS             recent events reported per pod (5); KUBE_TIMEOUT per API request (10)
-=====================  =======================================================================
+Their settings are ``agent_sre.settings.FunctionSettings`` (``agent-sre serve-function --help``
+lists them). A write happens only with DRY_RUN=false *and* the trigger's ``dry_run: false``;
+dry-run writes go out with dryRun=All, and without a cluster nothing is sent at all.
 """
 
 from __future__ import annotations
@@ -27,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import catalog
+from . import flux, pods, pvc  # noqa: F401  (registers their handlers)
 
 __all__ = ["run_function"]
 

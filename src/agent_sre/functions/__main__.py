@@ -1,17 +1,8 @@
-"""`python -m agent_sre.functions`: serve the functions app on $PORT (Knative sets it; default 8080).
+"""`python -m agent_sre.functions`: the same as `agent-sre serve-function`."""
 
-FUNCTION selects one function (unset: all); see agent_sre.functions.app for the other settings.
-"""
+import sys
 
-import os
-
-import uvicorn
-
-
-def main() -> None:
-    uvicorn.run("agent_sre.functions.app:app", host=os.environ.get("HOST", "0.0.0.0"),
-                port=int(os.environ.get("PORT", "8080")), log_level=os.environ.get("LOG_LEVEL", "info"))
-
+from ..cli import app
 
 if __name__ == "__main__":
-    main()
+    app(["serve-function", *sys.argv[1:]], prog_name="python -m agent_sre.functions")

@@ -1,20 +1,20 @@
 """The remediation functions' CloudEvents HTTP app (one app, one or all functions).
 
-    FUNCTION=pod-restart uvicorn agent_sre.functions.app:app     # serve one function
-    uvicorn agent_sre.functions.app:app                          # serve all (FUNCTION unset)
+    agent-sre serve-function                                     # all (FUNCTION unset)
+    FUNCTION=pod-restart uvicorn agent_sre.functions.app:app     # one function
 
 POST / takes a ``io.homelab.agent-sre.lambda.trigger`` CloudEvent (binary or structured mode) and
 answers 200 with the result event in binary mode (Knative reply semantics); the result is also
 POSTed to ``K_SINK`` (Knative SinkBinding) or ``RESULT_SINK`` when set.  Malformed events, other
-types, unknown or not-served functions and invalid parameters are refused with 4xx and a reason.
-Query parameters ``with_source`` / ``force`` override the Flux settings per subscription.
+types, unknown or not-served functions, invalid parameters and a ``dry_run`` that is not a
+boolean are refused with 4xx and a reason.  Query parameters ``with_source`` / ``force``
+override the Flux settings per subscription.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 from fastapi import FastAPI, Request
@@ -22,13 +22,24 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .. import catalog
+from .. import catalog, ce
+from ..events import TRIGGER, result_event
+from ..http_body import BodyTooLarge, read_body
+from ..settings import FunctionSettings, ServerSettings, SettingsError, load, parse_flag
 from . import metrics
-from .registry import handlers, parse_bool
-from .results import TRIGGER, from_http, result_event, to_binary
+from .registry import handlers
 from .runner import Runner
 
 log = logging.getLogger(__name__)
+
+# Settings a request may change (a Knative subscriber URI `...?with_source=true`): query key → setting.
+OVERRIDABLE = {"with_source": "flux_with_source", "force": "flux_force"}
+
+
+def with_overrides(settings: FunctionSettings, query: Mapping[str, str]) -> FunctionSettings:
+    """``settings`` with the OVERRIDABLE ones the query names; SettingsError for a non-boolean."""
+    changes = {attr: parse_flag(query[key], key) for key, attr in OVERRIDABLE.items() if key in query}
+    return settings.model_copy(update=changes) if changes else settings
 
 
 def _reject(status: int, reason: str, message: str) -> JSONResponse:
@@ -36,21 +47,19 @@ def _reject(status: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse({"error": reason, "message": message}, status_code=status)
 
 
-def create_app(function: str | None = None, *, runner: Runner | None = None, sink: str | None = None) -> FastAPI:
-    function = function if function is not None else (os.environ.get("FUNCTION") or None)
+def create_app(function: str | None = None, *, runner: Runner | None = None, sink: str | None = None,
+               max_body: int | None = None) -> FastAPI:
+    """Serve ``function`` (None: every one), acting through ``runner`` (default: from the settings),
+    posting results to ``sink`` too when set; bodies over ``max_body`` bytes get 413."""
     if function is not None:
         catalog.get(function)  # fail at start-up on a name the catalog does not declare
     served = [function] if function else sorted(handlers())
-    sink = sink if sink is not None else (os.environ.get("K_SINK") or os.environ.get("RESULT_SINK") or None)
+    runner = runner or Runner.from_env()
+    max_body = max_body or ServerSettings().max_body_bytes
     app = FastAPI(title="agent-sre remediation functions", version="0.1.0")
     app.state.runner = runner
     app.state.served = served
     app.state.sink = sink
-
-    def get_runner() -> Runner:
-        if app.state.runner is None:
-            app.state.runner = Runner.from_env()
-        return app.state.runner
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -58,10 +67,9 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        r = get_runner()
-        mode = r.cluster_mode()
-        ready = mode == "cluster" or r.settings.dry_run
-        body = {"ready": ready, "functions": served, "cluster": mode, "dry_run": r.settings.dry_run}
+        mode = runner.cluster_mode()
+        ready = mode == "cluster" or runner.settings.dry_run
+        body = {"ready": ready, "functions": served, "cluster": mode, "dry_run": runner.settings.dry_run}
         if not ready:
             body["reason"] = "no Kubernetes API configured and DRY_RUN=false"
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -72,14 +80,17 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
 
     @app.post("/")
     async def receive(request: Request) -> Response:
-        body = await request.body()
         try:
-            event = from_http(dict(request.headers), body)
-        except Exception as e:  # the SDK raises several types; all mean "not a CloudEvent"
-            return _reject(400, "malformed", f"not a valid CloudEvent: {e}")
+            body = await read_body(request, max_body)
+        except BodyTooLarge as e:
+            return _reject(413, "too-large", str(e))
+        try:
+            event = ce.from_http(dict(request.headers), body)
+            data = ce.data_of(event)
+        except ce.CloudEventError as e:
+            return _reject(400, "malformed", str(e))
         if event.get_type() != TRIGGER:
             return _reject(400, "wrong-type", f"expected type {TRIGGER}, got {event.get_type()!r}")
-        data = event.get_data()
         if not isinstance(data, dict):
             return _reject(400, "malformed", "trigger data must be a JSON object")
         attrs = event.get_attributes()
@@ -96,22 +107,22 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
         params = data.get("parameters")
         if params is not None and not isinstance(params, dict):
             return _reject(422, "invalid-parameters", "parameters must be a JSON object")
-        correlation_id = attrs.get("correlationid") or data.get("correlation_id")
-        r = get_runner()
-        settings = r.settings.with_overrides(dict(request.query_params))
-        # A trigger that does not say is treated as dry-run (the safe side).
-        dry = data.get("dry_run")
-        dry_run = True if dry is None else parse_bool(dry)
+        try:
+            settings = with_overrides(runner.settings, request.query_params)
+            # A trigger that does not say is treated as dry-run (the safe side); one that says
+            # something other than a boolean is refused, never executed.
+            dry_run = True if data.get("dry_run") is None else parse_flag(data["dry_run"], "dry_run")
+        except SettingsError as e:
+            return _reject(400, "malformed", str(e))
         try:
             result = await run_in_threadpool(
-                r.run, name, params or {}, dry_run=dry_run, event_id=event.get_id(),
-                correlation_id=correlation_id, settings=settings)
+                runner.run, name, params or {}, dry_run=dry_run, event_id=event.get_id(),
+                correlation_id=attrs.get("correlationid") or data.get("correlation_id"), settings=settings)
         except catalog.UnknownFunction as e:
             return _reject(404, "unknown-function", str(e))
         except catalog.InvalidParameters as e:
             return _reject(422, "invalid-parameters", str(e))
-        reply = result_event(name, result, trigger_id=event.get_id(), correlation_id=correlation_id)
-        headers, payload = to_binary(reply)
+        headers, payload = ce.to_binary(result_event(event, result))
         if app.state.sink:
             await _post_sink(app.state.sink, headers, payload)
         return Response(content=payload, status_code=200, headers=headers)
@@ -131,9 +142,16 @@ async def _post_sink(url: str, headers: dict[str, str], body: bytes) -> None:
         log.warning("result sink %s unreachable: %s", url, e)
 
 
+def app_from_env(env: Mapping[str, str] | None = None) -> FastAPI:
+    """``agent-sre serve-function``'s app from the settings; SettingsError names one that cannot be used."""
+    server, fs = load(ServerSettings, env), load(FunctionSettings, env)
+    return create_app(fs.function, runner=Runner.from_env(env), sink=fs.k_sink or fs.result_sink,
+                      max_body=server.max_body_bytes)
+
+
 def __getattr__(name: str) -> Any:
-    # `uvicorn agent_sre.functions.app:app` builds the app from the environment on first access.
+    # `uvicorn agent_sre.functions.app:app` builds the app from the settings on first access.
     if name == "app":
-        globals()["app"] = create_app()
+        globals()["app"] = app_from_env()
         return globals()["app"]
     raise AttributeError(name)

@@ -1,7 +1,7 @@
 """The Kubernetes API as the functions use it: the official client, JSON dicts in and out.
 
-* Configuration: in-cluster ServiceAccount when running in a pod, else the file named by
-  ``KUBECONFIG``.  Neither: *offline* (the embedded demo) — reads fail with ``NoCluster`` and
+* Configuration: the file named by the ``KUBECONFIG`` setting, else the ServiceAccount when
+  running in a pod.  Neither: *offline* (the embedded demo) — reads fail with ``NoCluster`` and
   writes are only described, never sent.  ``~/.kube/config`` is deliberately not picked up
   implicitly: a laptop's default context must not become the demo's target by accident.
 * Every write goes through ``_write``, which records ``{method, path, query, content_type, body}``
@@ -19,7 +19,6 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 MERGE_PATCH = "application/merge-patch+json"
-SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 class NoCluster(RuntimeError):
@@ -40,26 +39,23 @@ class KubeError(RuntimeError):
         return self.status == 404
 
 
-def in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(SA_TOKEN)
-
-
 def load_api_client(kubeconfig: str | None = None):
-    """An official ``ApiClient`` (in-cluster, else KUBECONFIG), or None when there is no cluster."""
+    """An official ``ApiClient``: from ``kubeconfig`` (the KUBECONFIG setting) when given, else the
+    pod's ServiceAccount when running in a cluster; None when there is neither."""
     from kubernetes import client, config
 
     cfg = client.Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG")
-    if kubeconfig is None and in_cluster():
-        config.load_incluster_config(client_configuration=cfg)
-    elif path:
+    if kubeconfig:
         # KUBECONFIG may list several files; the client takes one: use the first that exists.
-        first = next((p for p in path.split(os.pathsep) if p and os.path.exists(p)), None)
+        first = next((p for p in kubeconfig.split(os.pathsep) if p and os.path.exists(p)), None)
         if first is None:
-            raise NoCluster(f"KUBECONFIG={path!r} names no existing file")
+            raise NoCluster(f"KUBECONFIG={kubeconfig!r} names no existing file")
         config.load_kube_config(config_file=first, client_configuration=cfg, persist_config=False)
-    else:
-        return None
+        return client.ApiClient(cfg)
+    try:
+        config.load_incluster_config(client_configuration=cfg)
+    except config.ConfigException:
+        return None  # not in a pod
     return client.ApiClient(cfg)
 
 

@@ -199,7 +199,7 @@ def pod_check_status(params: catalog.PodCheckStatus, ctx: Context) -> Result:
                 "type": ev.get("type"), "reason": ev.get("reason"), "message": ev.get("message"),
                 "count": ev.get("count"), "last": _ts(ev)})
     for r in reports:
-        r["events"] = by_pod.get(r["name"], [])[-ctx.settings.events_per_pod:]
+        r["events"] = by_pod.get(r["name"], [])[-ctx.settings.pod_events:]
     unhealthy = [{"name": r["name"], "namespace": r["namespace"], "type": "pod", "reason": r["reason"]}
                  for r in reports if not r["healthy"]]
     healthy = bool(reports) and not unhealthy

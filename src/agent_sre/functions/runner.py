@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .. import catalog
+from ..settings import FunctionSettings, load
 from . import metrics
 from .kube import Kube, KubeError, NoCluster, load_api_client
-from .registry import Context, Result, Settings, get_handler, utcnow
-from .store import MemoryStore, ResultStore
-from .store import from_env as store_from_env
+from .registry import Context, Result, get_handler, utcnow
+from .store import MemoryStore, ResultStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,14 @@ class Runner:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: FunctionSettings | None = None,
         *,
         api_client: Any = _UNSET,
         store: ResultStore | None = None,
         clock: Callable[[], Any] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or load(FunctionSettings)
         self._api_client = api_client
         self._api_error: str | None = None
         self.store = store if store is not None else MemoryStore()
@@ -42,15 +43,18 @@ class Runner:
         self._locks = [threading.Lock() for _ in range(64)]
 
     @classmethod
-    def from_env(cls) -> "Runner":
-        return cls(Settings.from_env(), store=store_from_env())
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Runner":
+        """The runner the settings describe (``env``, default ``os.environ``); SettingsError if one
+        cannot be used."""
+        settings = load(FunctionSettings, env)
+        return cls(settings, store=open_store(settings))
 
     # ------------------------------------------------------------------ cluster
     @property
     def api_client(self) -> Any:
         if self._api_client is _UNSET:
             try:
-                self._api_client = load_api_client()
+                self._api_client = load_api_client(self.settings.kubeconfig)
             except Exception as e:  # bad kubeconfig: report on every call, do not crash the app
                 self._api_error = f"kubernetes configuration failed: {e}"
                 self._api_client = None
@@ -71,7 +75,7 @@ class Runner:
         dry_run: bool = True,
         event_id: str | None = None,
         correlation_id: str | None = None,
-        settings: Settings | None = None,
+        settings: FunctionSettings | None = None,
     ) -> dict[str, Any]:
         """Raises catalog.UnknownFunction / catalog.InvalidParameters before anything is done;
         every other failure becomes a result with status ``error``."""
@@ -93,7 +97,7 @@ class Runner:
             return result
 
     def _run(self, h: Any, model: Any, dry_run: bool, event_id: str | None, correlation_id: str | None,
-             settings: Settings | None) -> dict[str, Any]:
+             settings: FunctionSettings | None) -> dict[str, Any]:
         settings = settings or self.settings
         name = h.spec.name
         t0 = time.perf_counter()
@@ -137,19 +141,21 @@ class Runner:
         return out
 
 
-_default: Runner | None = None
 _default_lock = threading.Lock()
 
 
+@functools.cache
+def _runner_from_settings() -> Runner:
+    return Runner.from_env()
+
+
 def default_runner() -> Runner:
-    global _default
+    """The in-process runner (``run_function``), built from the settings on first use (once, even
+    when two threads ask at the same time: it holds the id store)."""
     with _default_lock:
-        if _default is None:
-            _default = Runner.from_env()
-        return _default
+        return _runner_from_settings()
 
 
-def reset_default_runner(runner: Runner | None = None) -> None:
-    global _default
-    with _default_lock:
-        _default = runner
+def reset_default_runner() -> None:
+    """Forget the in-process runner, so the next use reads the settings again."""
+    _runner_from_settings.cache_clear()

@@ -1,4 +1,4 @@
-"""FunctionGemma / OpenAI-compatible tool-calling fallback (issue 8).
+"""FunctionGemma / OpenAI-compatible tool-calling fallback.
 
 ``LLMDecider(client).decide(alert)`` asks the model for one tool call and turns it into a validated
 ``Decision`` (method ``function_gemma``); anything else raises ``Abstain`` with the reason."""

@@ -1,6 +1,6 @@
 """A small chat client for tool calling: Ollama ``/api/chat`` or OpenAI-compatible ``/v1/chat/completions``.
 
-Configured from the environment:
+Configured by the LLM settings (``agent_sre.settings.LLMSettings``):
 
 * ``LLM_URL`` — e.g. ``http://ollama:11434`` (Ollama, ``/api/chat`` appended), ``http://ollama:11434/api/chat``,
   or ``http://vllm:8000/v1`` (OpenAI-compatible, ``/chat/completions`` appended);
@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
+from ..settings import LLMSettings, load
 from .parse import MalformedCall, ToolCall, message_of, tool_calls
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "functiongemma:270m"
+DEFAULT_MODEL = LLMSettings.model_fields["llm_model"].default
 APIS = ("ollama", "openai")
 
 
@@ -55,15 +55,6 @@ def endpoint(url: str, api: str) -> str:
     return u if u.endswith("/api/chat") else u + "/api/chat"
 
 
-def _env_float(name: str, default: float) -> float:
-    v = os.environ.get(name, "").strip()
-    try:
-        return float(v) if v else default
-    except ValueError:
-        log.warning("ignoring %s=%r (not a number)", name, v)
-        return default
-
-
 @dataclass
 class LLMConfig:
     url: str
@@ -86,20 +77,15 @@ class LLMConfig:
         return endpoint(self.url, self.api)
 
     @classmethod
-    def from_env(cls) -> "LLMConfig | None":
-        url = os.environ.get("LLM_URL", "").strip()
-        if not url:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "LLMConfig | None":
+        """The configuration the LLM settings describe (``env``, default ``os.environ``), or None
+        when ``LLM_URL`` is unset; SettingsError names a setting that cannot be used."""
+        s = load(LLMSettings, env)
+        if not s.llm_url:
             return None
-        return cls(
-            url=url,
-            model=os.environ.get("LLM_MODEL", "").strip() or DEFAULT_MODEL,
-            api=os.environ.get("LLM_API", "").strip(),
-            api_key=os.environ.get("LLM_API_KEY", "").strip(),
-            connect_timeout_s=_env_float("LLM_CONNECT_TIMEOUT_MS", 1000) / 1000,
-            read_timeout_s=_env_float("LLM_TIMEOUT_MS", 10000) / 1000,
-            breaker_failures=max(1, int(_env_float("LLM_BREAKER_FAILURES", 3))),
-            breaker_cooloff_s=_env_float("LLM_BREAKER_COOLOFF_S", 30),
-        )
+        return cls(url=s.llm_url, model=s.llm_model, api=s.llm_api, api_key=s.llm_api_key or "",
+                   connect_timeout_s=s.llm_connect_timeout_ms / 1000, read_timeout_s=s.llm_timeout_ms / 1000,
+                   breaker_failures=s.llm_breaker_failures, breaker_cooloff_s=s.llm_breaker_cooloff_s)
 
 
 class CircuitBreaker:
