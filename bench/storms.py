@@ -113,7 +113,7 @@ def play_http(scn: Scenario, env: dict[str, str], time_scale: float, timeout: fl
     with tempfile.TemporaryDirectory() as state:
         penv = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "STATE_DIR": state, "BROKER_URL": sink.url,
                 "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", **env}
-        proc = subprocess.Popen([sys.executable, "-m", "agent_sre.cli", "serve"], env=penv, cwd=ROOT,
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "agent-sre"), "serve"], env=penv, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -127,7 +127,7 @@ def play_http(scn: Scenario, env: dict[str, str], time_scale: float, timeout: fl
                 if proc.poll() is not None or time.time() > deadline:
                     raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
                 time.sleep(0.2)
-            plan = deliveries(scn, GROUP_WAIT * time_scale, GROUP_INTERVAL * time_scale)
+            plan = deliveries(scn, GROUP_WAIT, GROUP_INTERVAL, time_scale=time_scale)
             t0 = time.monotonic()
             with httpx.Client(timeout=30) as client:
                 for d in plan:

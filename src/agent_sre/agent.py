@@ -20,11 +20,12 @@ Delivery is the one thing that differs:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import ce, runbook
-from .alerts import Alert
+from .alerts import Alert, label_fingerprint
 from .audit import Audit
 from .broker import Broker, InProcessBroker
 from .catalog import validate_parameters
@@ -34,6 +35,9 @@ from .decision import Decision, InvalidProposal
 from .events import RESULT_TYPES, TRIGGER, correlation_id, escalation_event, trigger_event
 from .gate import Gate, Verdict
 from .outbox import Outbox, Retry, Worker
+
+if TYPE_CHECKING:
+    from .incidents.desk import Change, Desk, Step
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class Outcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)  # later plan steps
+    incident: dict[str, Any] | None = None  # what the incident desk made of it (role, root, state)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,7 @@ class Outcome:
                         "lambdafunction": e.get_attributes().get("lambdafunction")} for e in self.events],
             "results": self.results,
             "error": self.error,
+            "incident": self.incident,
         }
 
     def merge(self, later: "Outcome") -> None:
@@ -69,6 +75,10 @@ class Outcome:
         self.verdicts += later.verdicts
         self.events += later.events
         self.error = self.error or later.error
+
+
+def fingerprint(alert: Alert) -> str:
+    return alert.fingerprint or label_fingerprint(alert.labels)
 
 
 def needs_nothing(alert: Alert) -> bool:
@@ -83,7 +93,8 @@ def needs_nothing(alert: Alert) -> bool:
 class Agent:
     def __init__(self, chain: Chain | None = None, broker: Broker | None = None, gate: Gate | None = None,
                  dry_run: bool = True, *, outbox: Outbox | None = None, audit: Audit | None = None,
-                 retry: Retry | None = None, delivery_concurrency: int = 4, poll_s: float = 0.5):
+                 retry: Retry | None = None, delivery_concurrency: int = 4, poll_s: float = 0.5,
+                 incidents: "Desk | None" = None, clock: Callable[[], float] = time.time):
         self.chain = chain or Chain()
         self.broker = broker or InProcessBroker()
         self.gate = gate or Gate(dry_run=dry_run)
@@ -93,18 +104,32 @@ class Agent:
         self.worker = Worker(self.outbox, send=self.broker.send, on_reply=self._on_reply, resume=self._resume,
                              on_dead=self._on_dead, on_delivered=self._on_delivered, retry=retry,
                              concurrency=0 if self.inline else delivery_concurrency, poll_s=poll_s)
+        # The incident desk (None: every alert on its own). Inline there is no worker to take a
+        # deferred alert up again, so nothing waits: settle and release windows are 0.
+        self.incidents = incidents
+        self.clock = clock
+        self.feeds: list[Any] = []  # started and stopped with the agent (Alertmanager's API reader)
+        self._released: list[tuple[int, str]] = []
+        if incidents is not None and self.inline:
+            incidents.settle_s = incidents.release_s = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Agent":
+        if self.incidents is not None and not self.inline:
+            self._restore_incidents()
         for stage in self.chain.stages:
             warm = getattr(stage, "warm", None)
             if warm is not None:
                 warm()
         if not self.inline:
             self.worker.start()
+        for feed in self.feeds:
+            feed.start()
         return self
 
     def stop(self) -> None:
+        for feed in self.feeds:
+            feed.stop()
         self.worker.stop()
 
     # ------------------------------------------------------------------ audit
@@ -135,15 +160,31 @@ class Agent:
         self._deliver(outs)
         return outs
 
-    def _process(self, ids: list[int], alerts: list[Alert]) -> list[Outcome]:
+    def _process(self, ids: list[int], alerts: list[Alert], *, received: bool = True) -> list[Outcome]:
+        """Decide ``alerts`` (inbox rows ``ids``) and commit what follows. ``received``: just arrived
+        (they update the incident view); False for rows taken up again (a settle window ran out,
+        a restart)."""
+        later: list[Outcome] = []  # alerts outside this batch the incident desk decided meanwhile
         try:
             decisions = self.chain.decide_many(alerts)
-            outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            done, waiting = list(ids), []
+            if self.incidents is None:
+                outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            else:
+                steps, changes = self.incidents.plan(list(zip(alerts, decisions)), self.clock(), fresh=received,
+                                                     rows=list(ids))
+                outs = [self._incident_step(a, d, st) for a, d, st in zip(alerts, decisions, steps)]
+                waiting = [(i, o) for i, o, st in zip(ids, outs, steps) if st.what == "defer"]
+                done = [i for i, st in zip(ids, steps) if st.what != "defer"]
+                later, extra_done = self._changes(changes)
+                done += extra_done
             # A plan whose later steps wait for a result: saved, so the result finds it after a restart.
             plans = [(correlation_id(o.alert), o.alert.model_dump_json(exclude_none=True),
                       o.decision.model_dump_json()) for o in outs
                      if len(o.decision.plan) > 1 and any(e.get_type() == TRIGGER for e in o.events)]
-            fresh = set(self.outbox.finish(ids, [e for o in outs for e in o.events], plans))
+            fresh = set(self.outbox.finish(done, [e for o in outs for e in o.events], plans))
+            for i, o in waiting:
+                self.outbox.defer(i, float((o.incident or {}).get("until") or 0))
         except Exception as e:  # noqa: BLE001 - left pending: the worker retries them
             log.exception("processing %d alerts failed; they stay in the inbox", len(alerts))
             for i in ids:
@@ -154,13 +195,20 @@ class Agent:
             return [Outcome(a, Decision(reasoning="processing failed; will be retried"), error=str(e))
                     for a in alerts]
         rec = []
-        for o in outs:
+        for o in outs + later:
+            if o.incident is not None and o.incident.get("quiet"):
+                continue  # a re-sent alert held again: recorded the first time
             corr, name = correlation_id(o.alert), o.alert.name
-            rec.append(("decision", {"decision": o.decision.model_dump(mode="json"),
-                                     "verdict": o.verdict.model_dump(mode="json") if o.verdict else None},
-                        corr, name))
+            doc = {"decision": o.decision.model_dump(mode="json"),
+                   "verdict": o.verdict.model_dump(mode="json") if o.verdict else None}
+            if o.incident is not None:
+                doc["incident"] = o.incident
+            rec.append(("decision", doc, corr, name))
             rec += [("event", self._ev_doc(e), corr, name) for e in o.events if e.get_id() in fresh]
         self._record(rec)
+        if self._released:
+            rows, self._released = self._released, []
+            self._resume(rows)
         return outs
 
     def _resume(self, rows: list[tuple[int, str]]) -> None:
@@ -173,8 +221,8 @@ class Agent:
             except ValueError as e:
                 self.outbox.fail_alert(i, f"stored alert unreadable: {e}", max_attempts=1)
         if alerts:
-            log.info("resuming %d accepted alerts", len(alerts))
-            self._deliver(self._process(ids, alerts))
+            log.info("taking up %d accepted alerts", len(alerts))
+            self._deliver(self._process(ids, alerts, received=False))
 
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)
@@ -185,6 +233,81 @@ class Agent:
             out.events.append(escalation_event(alert, decision, decision.reasoning or "no remediation fits",
                                                "no_action"))
         return out
+
+    # ------------------------------------------------------------------ incidents
+    def _incident_step(self, alert: Alert, decision: Decision, step: "Step") -> Outcome:
+        """What the incident desk said about one alert of the batch, as an Outcome."""
+        role = step.role
+        doc: dict[str, Any] = {"step": step.what, "role": role.role if role else None, "reason": step.reason}
+        if role is not None and role.incident:
+            doc["incident"] = role.incident
+        if step.what == "decide":
+            out = self._act(alert, decision)
+            out.incident = doc if role is not None and role.role != "alone" else None
+            return out
+        if step.what == "hold":
+            root = step.root
+            doc.update(root=fingerprint(root) if root else (role.root if role else None),
+                       root_alert=root.name if root else None, quiet=step.quiet)
+            held = decision.model_copy(update={"reasoning": f"held: {step.reason}"
+                                               + (f" (proposed: {decision.reasoning})" if decision.reasoning else "")})
+            return Outcome(alert, held, incident=doc)
+        if step.what == "escalate":
+            members = [{"alertname": m.name, "fingerprint": fingerprint(m), "labels": m.labels} for m in step.members]
+            doc["members"] = len(members)
+            reason = f"one escalation for incident {step.incident}: {step.reason}"
+            ev = escalation_event(alert, decision, reason, f"incident:{step.incident}",
+                                  incident={"id": step.incident, "role": role.role if role else None,
+                                            "members": members})
+            return Outcome(alert, decision, events=[ev], incident=doc)
+        if step.what == "defer":
+            doc["until"] = step.until
+        return Outcome(alert, decision, incident=doc)
+
+    def _changes(self, changes: list["Change"]) -> tuple[list[Outcome], list[int]]:
+        """Alerts outside the batch: a waiting one turned out to be a symptom (its inbox row is done,
+        held), or a held one's root resolved (it goes back to the inbox, decided on its own after
+        the release window). Returns outcomes to record and inbox rows now done."""
+        outs, done = [], []
+        for c in changes:
+            if c.what == "hold":
+                doc = {"step": "hold", "role": "symptom", "reason": c.reason,
+                       "root": fingerprint(c.root) if c.root else None, "root_alert": c.root.name if c.root else None}
+                outs.append(Outcome(c.alert, Decision(reasoning=f"held: {c.reason}"), incident=doc))
+                if c.row is not None:
+                    done.append(c.row)
+            elif c.what == "release" and self.incidents is not None:
+                row = self.outbox.accept([c.alert])[0]
+                self.outbox.defer(row, c.until or 0.0)
+                self.incidents.waiting(fingerprint(c.alert), row)
+                if self.inline:  # no worker to take it up: decide it now
+                    self._released.append((row, c.alert.model_dump_json(exclude_none=True)))
+                outs.append(Outcome(c.alert, Decision(reasoning=f"released: {c.reason}"),
+                                    incident={"step": "release", "reason": c.reason, "until": c.until}))
+        return outs, done
+
+    def sync_incidents(self, alerts: list[Alert]) -> None:
+        """Alertmanager's list of active alerts (its v2 API): the view learns of roots and
+        resolutions it has no webhook for yet; waiting alerts that turn out to be symptoms are held,
+        symptoms of a resolved root released."""
+        if self.incidents is None:
+            return
+        later, done = self._changes(self.incidents.sync(alerts, self.clock()))
+        if done:
+            self.outbox.finish(done, [], [])
+        self._record([("decision", {"decision": o.decision.model_dump(mode="json"), "verdict": None,
+                                    "incident": o.incident}, correlation_id(o.alert), o.alert.name) for o in later])
+
+    def _restore_incidents(self, hours: float = 24.0) -> None:
+        """After a restart: the incident view from the inbox's recent alerts."""
+        assert self.incidents is not None
+        rows = []
+        for i, doc, received, done in self.outbox.recent_alerts(self.clock() - hours * 3600):
+            try:
+                rows.append((i, Alert.model_validate_json(doc), received, done))
+            except ValueError:
+                continue
+        self.incidents.restore(rows)
 
     # ------------------------------------------------------------------ one plan step
     def _step(self, out: Outcome, index: int, params: dict[str, Any] | None = None,

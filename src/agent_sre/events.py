@@ -79,10 +79,12 @@ def trigger_event(
     )
 
 
-def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -> CloudEvent:
+def escalation_event(alert: Alert, decision: Decision, reason: str, code: str,
+                     incident: dict[str, Any] | None = None) -> CloudEvent:
     """An escalation whose id depends on the alert occurrence and *why* (``code``: step + refusal
     code), not on the reason's wording (which carries counts and ages), so re-sent alerts do not
-    multiply escalations."""
+    multiply escalations. ``incident``: for the one escalation of an incident (code
+    ``incident:<id>``), its id and members, the alert being its root or lead."""
     corr = correlation_id(alert)
     data = {
         "reason": reason,
@@ -91,6 +93,8 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -
         "correlation_id": corr,
         "code": code,
     }
+    if incident is not None:
+        data["incident"] = incident
     eid = hashlib.sha256(json.dumps(["escalation", alert.key(), code]).encode()).hexdigest()[:32]
     return make_event(
         ESCALATION,

@@ -194,6 +194,20 @@ class Outbox:
                 c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
         return rows
 
+    def defer(self, inbox_id: int, until: float) -> None:
+        """Keep a pending alert for this process until ``until`` (epoch seconds): the worker takes it
+        up again then (the incident settle window). Durable: after a crash it is taken up as any
+        abandoned row."""
+        with self.db.write() as c:
+            c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=? AND state='pending'",
+                      (self.owner, until, inbox_id))
+
+    def recent_alerts(self, since: float) -> list[tuple[int, str, float, bool]]:
+        """Alerts received since ``since``, oldest first: (id, alert JSON, received, done)."""
+        rows = self.db.conn().execute("SELECT id, alert, received, state FROM inbox WHERE received>=? ORDER BY id",
+                                      (since,)).fetchall()
+        return [(i, doc, received, state != "pending") for i, doc, received, state in rows]
+
     def reclaim_dead_owners(self) -> int:
         """Release leases held by processes on this host that are gone (a restart after kill -9)."""
         host = socket.gethostname()

@@ -18,7 +18,7 @@ from .agent import Agent
 from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, parse_payload, status_from_event_type
 from .events import RESULT_TYPES
 from .http_body import BodyTooLarge, read_body
-from .settings import AgentSettings, ServerSettings, SettingsError, StateSettings, load
+from .settings import AgentSettings, IncidentSettings, ServerSettings, SettingsError, StateSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +108,23 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
+    def _unauthorized(request: Request) -> JSONResponse | None:
+        if expected is None:
+            return None
+        given = request.headers.get("authorization", "")
+        if not given:
+            refused.labels("unauthorized").inc()
+            return JSONResponse({"error": "missing Authorization: Bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given.encode(), expected):
+            refused.labels("unauthorized").inc()
+            return JSONResponse({"error": "invalid bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return None
+
     async def _read(request: Request, auth: bool = True) -> bytes | JSONResponse:
-        if auth and expected is not None:
-            given = request.headers.get("authorization", "")
-            if not given:
-                refused.labels("unauthorized").inc()
-                return JSONResponse({"error": "missing Authorization: Bearer token"}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given.encode(), expected):
-                refused.labels("unauthorized").inc()
-                return JSONResponse({"error": "invalid bearer token"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if auth and (denied := _unauthorized(request)) is not None:
+            return denied
         try:
             return await read_body(request, max_body)
         except BodyTooLarge as e:
@@ -222,6 +228,16 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
             doc["outbox"] = agent.outbox.stats()
         return doc
 
+    @app.get("/incidents", summary="The firing alerts, their roles (alone, root, lead, symptom) and what was done")
+    def incidents(request: Request) -> Response:
+        # alert labels are as sensitive as the intake: the same bearer token
+        if (denied := _unauthorized(request)) is not None:
+            return denied
+        if agent.incidents is None:
+            return JSONResponse({"enabled": False, "alerts": []})
+        return JSONResponse({"enabled": True, "settle_s": agent.incidents.settle_s,
+                             "alerts": agent.incidents.snapshot(agent.clock())})
+
     @app.get("/metrics")
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -239,15 +255,43 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     from .chain.chain import Chain
     from .gate import Gate
 
-    st, ag = load(StateSettings, env), load(AgentSettings, env)
+    st, ag, inc = load(StateSettings, env), load(AgentSettings, env), load(IncidentSettings, env)
     try:
         pol = policy.load(ag.policy_path, dry_run=ag.dry_run)
     except (OSError, policy.PolicyError) as e:
         raise SettingsError(f"POLICY_PATH={str(ag.policy_path)!r}: {e}") from None
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
-    return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
-                 gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
-                 audit=audit.Audit(st.audit_path), retry=retry, delivery_concurrency=ag.delivery_concurrency)
+    agent = Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
+                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
+                  audit=audit.Audit(st.audit_path), retry=retry, delivery_concurrency=ag.delivery_concurrency,
+                  incidents=incident_desk(inc))
+    if agent.incidents is not None and inc.alertmanager_url:
+        from .incidents.alertmanager import AlertmanagerFeed
+
+        agent.feeds.append(AlertmanagerFeed(inc.alertmanager_url, inc.alertmanager_poll_seconds, agent.sync_incidents))
+    return agent
+
+
+def incident_desk(inc: IncidentSettings) -> Any:
+    """The incident desk from its settings (None with INCIDENTS=false)."""
+    if not inc.incidents:
+        return None
+    from .agent import needs_nothing
+    from .incidents.desk import Desk
+
+    cluster = None
+    if inc.incident_kube:
+        from .incidents.cluster import KubeFacts, load_api_client
+
+        try:
+            api = load_api_client(inc.kubeconfig)
+        except Exception as e:  # noqa: BLE001 - a broken kubeconfig is a setting error
+            raise SettingsError(f"KUBECONFIG={inc.kubeconfig!r}: {e}") from None
+        if api is None:
+            raise SettingsError("INCIDENT_KUBE=true needs a cluster: run in a pod (ServiceAccount) or set KUBECONFIG")
+        cluster = KubeFacts(api)
+    return Desk(settle_s=inc.incident_settle_seconds, release_s=inc.incident_release_seconds, cluster=cluster,
+                stale_s=inc.incident_stale_seconds, needs_nothing=needs_nothing)
 
 
 def check_intake_auth(mode: str, auth_token: str | None) -> None:

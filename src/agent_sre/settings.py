@@ -97,6 +97,24 @@ class AgentSettings(_Group):
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
 
 
+class IncidentSettings(_Group):
+    incidents: Flag = Field(True, description="decide each alert in the context of the others firing: act once on "
+                                              "an incident's root, hold its symptoms, escalate once")
+    incident_settle_seconds: float = Field(10.0, ge=0, description="a trigger or escalation for an alert that could "
+                                           "be a symptom (a pod, a Flux object built from a source) waits this long "
+                                           "for its root to arrive")
+    incident_release_seconds: float = Field(30.0, ge=0, description="after a root resolves, its symptoms still "
+                                            "firing are decided on their own this much later")
+    incident_stale_seconds: float = Field(21600.0, gt=0, description="a firing alert not re-sent for this long "
+                                          "leaves the incident view")
+    incident_kube: Flag = Field(False, description="confirm links with the Kubernetes API (read-only: pods, Flux "
+                                                   "objects), in-cluster or through KUBECONFIG")
+    kubeconfig: str | None = Field(None, description="kubeconfig file for INCIDENT_KUBE outside a pod")
+    alertmanager_url: str | None = Field(None, description="also read the active alerts from Alertmanager's v2 "
+                                                           "API (GET /api/v2/alerts)")
+    alertmanager_poll_seconds: float = Field(15.0, gt=0, description="how often to read ALERTMANAGER_URL")
+
+
 class RunbookSettings(_Group):
     runbook_path: Path | None = Field(None, description="runbook.yaml (default: the packaged runbook)")
 
@@ -186,7 +204,8 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, RunbookSettings, TRMSettings, LLMSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, IncidentSettings, RunbookSettings, TRMSettings,
+              LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),

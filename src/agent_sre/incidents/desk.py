@@ -18,8 +18,9 @@ goes out.
 Alertmanager group, a later evaluation). So a *mutating* action on an alert that could be a
 symptom — a pod (its node may be down, its ReplicaSet may be a bad rollout) or a Flux object built
 from a source — waits ``settle_s`` after the alert was first seen, and is decided again then, with
-whatever arrived meanwhile. Sources, nodes, read-only checks and escalations of roots do not wait.
-The lead of a rollout waits too, so its one escalation lists the pods that arrived together.
+whatever arrived meanwhile. Triggers for sources (a GitRepository) and read-only checks do not wait.
+Escalations wait too (a root no function fixes, the lead of a rollout), so the one escalation of
+an incident lists the members that arrived together; later members are recorded as they come.
 
 **Release.** When a root resolves, each of its symptoms that still fires is decided on its own,
 ``release_s`` later (time for symptoms that clear with their root to resolve first).
@@ -205,13 +206,13 @@ class Desk:
                 self._rows.pop(fp, None)
                 return Step("hold", role=r, reason=f"incident {r.incident} already escalated", quiet=True)
             if now < wait_until:
-                return self._defer(e, r, wait_until, "waits for the rest of the rollout")
+                return self._defer(e, r, wait_until, "waits for the rest of the rollout", row)
             return self._escalate(e, r, roles, now)
         # alone or root: the chain's own decision; for what could be a symptom, after the settle
         # window (a trigger or an escalation cannot be taken back; a read-only check can go now)
         if e.facts.dependent and now < wait_until and e.state != "acted" and (not d.action or mutates(d)) \
                 and not self.needs_nothing(a):
-            return self._defer(e, r, wait_until, "could be a symptom of an alert still to come")
+            return self._defer(e, r, wait_until, "could be a symptom of an alert still to come", row)
         if d.action:
             e.state = "acted"
             self._rows.pop(fp, None)
@@ -219,16 +220,21 @@ class Desk:
         if self.needs_nothing(a):
             e.state = "acted"
             return Step("decide", role=r, reason="the runbook says this alert needs nothing")
-        # Nothing fits: one escalation for the incident. An alert alone is an incident of its own,
-        # so when its symptoms arrive later it is not escalated a second time.
+        # Nothing fits: one escalation for the incident, after the settle window so that it lists
+        # the members that arrive together. An alert alone is an incident of its own, so when its
+        # symptoms arrive later it is not escalated a second time.
         inc = r.incident or fp
         if inc in self.escalated:
             e.state = "escalated"
             return Step("hold", role=r, reason=f"incident {inc} already escalated", quiet=True)
+        if now < wait_until:
+            return self._defer(e, r, wait_until, "the escalation waits for the incident's members", row)
         return self._escalate(e, r, roles, now)
 
-    def _defer(self, e: Entry, r: Role, until: float, why: str) -> Step:
+    def _defer(self, e: Entry, r: Role, until: float, why: str, row: int | None) -> Step:
         e.state, e.until = "deferred", until
+        if row is not None:
+            self._rows[e.fp] = row
         return Step("defer", role=r, until=until, reason=f"settle window: {why}")
 
     def _escalate(self, e: Entry, r: Role, roles: dict[str, Role], now: float) -> Step:

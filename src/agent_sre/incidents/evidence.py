@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from ..alerts import Alert, label_fingerprint, parse_time
+from ..alerts import Alert, label_fingerprint
 
 # Flux kinds: what can fail upstream of what.
 SOURCES = ("GitRepository", "OCIRepository", "Bucket", "HelmRepository", "HelmChart")
@@ -61,6 +62,16 @@ _DEP = re.compile(r"\bdependency\s+['\"](?P<ref>[a-z0-9][-a-z0-9.]*(?:/[a-z0-9][
 _UPSTREAM_HINT = re.compile(r"source (?:artifact )?(?:is )?not (?:ready|found)|artifact not found|source not ready|"
                             r"sourcenotready|artifactfailed|dependenc(?:y|ies) .*not|dependencynotready|"
                             r"helmchart .*not ready|chart pull error|failed to fetch helm repository", re.I)
+
+
+def started_at(value: str | None) -> float | None:
+    """An alert's startsAt as epoch seconds (None when absent or Alertmanager's zero time)."""
+    if not value or value.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def words(name: str) -> list[str]:
@@ -182,8 +193,7 @@ def facts(alert: Alert) -> Facts:
     labels = alert.labels
     fp = alert.fingerprint or label_fingerprint(labels)
     ws = words(alert.name)
-    started = parse_time(alert.startsAt)
-    t = started.timestamp() if started else None
+    t = started_at(alert.startsAt)
     base = dict(fp=fp, alertname=alert.name, started=t, labels=labels)
 
     node_label = _first(labels, _NODE_KEYS)

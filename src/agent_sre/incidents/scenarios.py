@@ -460,10 +460,12 @@ class Delivery:
 
 
 def deliveries(scn: Scenario, group_wait: float = 1.0, group_interval: float = 2.0,
-               receiver: str = "agent-sre") -> list[Delivery]:
-    """The webhooks Alertmanager sends for ``scn`` (grouped by alertname and namespace)."""
-    events = sorted([(a.at, 0, i) for i, a in enumerate(scn.alerts)]
-                    + [(a.resolve_at, 1, i) for i, a in enumerate(scn.alerts) if a.resolve_at is not None])
+               receiver: str = "agent-sre", time_scale: float = 1.0) -> list[Delivery]:
+    """The webhooks Alertmanager sends for ``scn`` (grouped by alertname and namespace), at the
+    storm's instants times ``time_scale`` (Alertmanager's intervals too)."""
+    group_wait, group_interval = group_wait * time_scale, group_interval * time_scale
+    events = sorted([(a.at * time_scale, 0, i) for i, a in enumerate(scn.alerts)]
+                    + [(a.resolve_at * time_scale, 1, i) for i, a in enumerate(scn.alerts) if a.resolve_at is not None])
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for t, what, i in events:
         a = scn.alerts[i]
