@@ -100,9 +100,12 @@ class DecisionCache:
 
 
 def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_desk: Callable[[], Desk] | None,
-           *, group_wait: float = 1.0, group_interval: float = 2.0, policy: Any = None) -> Sent:
-    """Play ``scn``; ``make_desk`` None: no incident layer (each alert on its own, as before)."""
+           *, group_wait: float = 1.0, group_interval: float = 2.0, policy: Any = None,
+           log: list[tuple[float, str, str, Any]] | None = None) -> Sent:
+    """Play ``scn``; ``make_desk`` None: no incident layer (each alert on its own, as before).
+    ``log`` receives (time, fingerprint, what, detail) for every delivery and step (the picture)."""
     sent = Sent()
+    note = log.append if log is not None else (lambda item: None)
     desk = make_desk() if make_desk else None
     with tempfile.TemporaryDirectory() as tmp:
         gate = Gate(policy=policy, state=SQLiteState(Path(tmp) / "state.db"))
@@ -114,24 +117,32 @@ def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_
         while queue:
             now, _, what, alerts = heapq.heappop(queue)
             decisions = decide(alerts)
+            if what == "deliver":
+                for a in alerts:
+                    note((now, a.fingerprint or "", "delivered", None))
             if desk is None:
                 for a, d in zip(alerts, decisions):
-                    _act(gate, a, d, sent, scn, now)
+                    _act(gate, a, d, sent, scn, now, note)
                 continue
             steps, changes = desk.plan(list(zip(alerts, decisions)), now, fresh=what == "deliver")
             for a, d, st in zip(alerts, decisions, steps):
                 if st.what == "decide":
-                    _act(gate, a, d, sent, scn, now)
+                    _act(gate, a, d, sent, scn, now, note)
                 elif st.what == "defer":
+                    note((now, a.fingerprint or "", "defer", st.until))
                     heapq.heappush(queue, (st.until, n, "wake", [a]))
                     n += 1
                 elif st.what == "hold":
                     sent.held[a.fingerprint or ""] = st.role.root if st.role and st.role.root else ""
+                    if not st.quiet:
+                        note((now, a.fingerprint or "", "hold", st.reason))
                 elif st.what == "escalate":
                     sent.escalations.append((a.fingerprint or "", f"incident:{st.incident}"))
+                    note((now, a.fingerprint or "", "escalate", [m.fingerprint for m in st.members]))
             for c in changes:
                 if c.what == "hold":
                     sent.held[c.alert.fingerprint or ""] = ""
+                    note((now, c.alert.fingerprint or "", "hold", c.reason))
                 elif c.what == "release":
                     sent.held.pop(c.alert.fingerprint or "", None)
                     heapq.heappush(queue, (c.until, n, "wake", [c.alert]))
@@ -139,12 +150,14 @@ def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_
     return sent
 
 
-def _act(gate: Gate, a: Alert, d: Decision, sent: Sent, scn: Scenario, now: float) -> None:
+def _act(gate: Gate, a: Alert, d: Decision, sent: Sent, scn: Scenario, now: float,
+         note: Callable[[tuple[float, str, str, Any]], None]) -> None:
     if not a.firing:
         return
     if not d.action:
         if not needs_nothing(a):
             sent.escalations.append((a.fingerprint or "", "no_action"))
+            note((now, a.fingerprint or "", "escalate", None))
         return
     v = gate.check(a, d)
     if v.duplicate:
@@ -152,7 +165,9 @@ def _act(gate: Gate, a: Alert, d: Decision, sent: Sent, scn: Scenario, now: floa
     if not v.allowed:
         sent.storm_opened |= v.code == "storm"
         sent.escalations.append((a.fingerprint or "", v.code))
+        note((now, a.fingerprint or "", "escalate", v.code))
         return
     sent.triggers.append((d.lambda_function or "", dict(d.parameters), a.fingerprint or ""))
+    note((now, a.fingerprint or "", "trigger", d.lambda_function))
     first = min((x.at for x in scn.alerts if x.fingerprint == a.fingerprint), default=now)
     sent.latency.append(now - first)

@@ -327,6 +327,15 @@ class Agent:
             out.verdicts.append(verdict)
         where = f" step {index}" if index else ""
         if not (verdict.allowed or verdict.duplicate):
+            if verdict.code == "storm":
+                # One escalation per storm-breaker episode, not one per refused alert: the breaker
+                # says something bigger is wrong; every refusal is still in the audit log.
+                window = self.gate.policy.storm.window_seconds
+                episode = int(self.clock() // window)
+                out.events.append(escalation_event(alert, decision, f"storm breaker open{where}: {verdict.reason}; "
+                                                   "further refusals in this window are in the audit log",
+                                                   f"storm:{episode}", shared=True))
+                return
             out.events.append(escalation_event(alert, decision, f"gate refused{where}: {verdict.reason}",
                                                f"{index}:{verdict.code}"))
             return

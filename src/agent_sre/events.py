@@ -80,11 +80,13 @@ def trigger_event(
 
 
 def escalation_event(alert: Alert, decision: Decision, reason: str, code: str,
-                     incident: dict[str, Any] | None = None) -> CloudEvent:
+                     incident: dict[str, Any] | None = None, shared: bool = False) -> CloudEvent:
     """An escalation whose id depends on the alert occurrence and *why* (``code``: step + refusal
     code), not on the reason's wording (which carries counts and ages), so re-sent alerts do not
     multiply escalations. ``incident``: for the one escalation of an incident (code
-    ``incident:<id>``), its id and members, the alert being its root or lead."""
+    ``incident:<id>``), its id and members, the alert being its root or lead. ``shared``: the id
+    depends on ``code`` alone, so every alert escalated for the same cause (one storm-breaker
+    episode) makes one event."""
     corr = correlation_id(alert)
     data = {
         "reason": reason,
@@ -95,7 +97,7 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str,
     }
     if incident is not None:
         data["incident"] = incident
-    eid = hashlib.sha256(json.dumps(["escalation", alert.key(), code]).encode()).hexdigest()[:32]
+    eid = hashlib.sha256(json.dumps(["escalation", "" if shared else alert.key(), code]).encode()).hexdigest()[:32]
     return make_event(
         ESCALATION,
         ESCALATION_SOURCE,

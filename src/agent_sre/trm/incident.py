@@ -265,9 +265,9 @@ def model_config(preset: str = "cpu", **overrides: Any) -> TRMConfig:
     return TRMConfig.preset(preset, seq_len=L, feature_vocab=FEATURES, n_out=N_OUT, **overrides)
 
 
-def train_incident(out: str | Path, *, n_storms: int = 600, seed: int = 0, preset: str = "cpu",
-                   epochs: int = 20, max_steps: int | None = 600, progress: bool = True, threads: int | None = 2,
-                   **overrides: Any) -> dict[str, Any]:
+def train_incident(out: str | Path, *, n_storms: int = 800, seed: int = 0, preset: str = "cpu",
+                   epochs: int = 40, max_steps: int | None = 600, lr: float = 2e-3, weight_decay: float = 0.01,
+                   progress: bool = True, threads: int | None = 2, **overrides: Any) -> dict[str, Any]:
     """Train on ``n_storms`` generated storms (validation: 150 storms of other seeds) for at most
     ``max_steps`` optimizer steps; the run directory holds checkpoint.pt and train_meta.json.
     Attention ignores padding (``mask_padding``): a view of 3 alerts costs 9 positions, not 96."""
@@ -275,7 +275,7 @@ def train_incident(out: str | Path, *, n_storms: int = 600, seed: int = 0, prese
     X, Y = dataset(n_storms, seed)
     Xv, Yv = dataset(150, seed + 7919)
     mc = model_config(preset, **{"mask_padding": True, **overrides})
-    tc = TrainConfig(lr=1e-3, weight_decay=0.1, epochs=epochs, max_steps=max_steps, batch_size=64,
+    tc = TrainConfig(lr=lr, weight_decay=weight_decay, epochs=epochs, max_steps=max_steps, batch_size=64,
                      warmup_steps=50, seed=seed, device="cpu", checkpoint_every=10**9,
                      eval_every_epochs=epochs + 1, num_threads=threads, schedule="cosine")
     metrics = train(mc, tc, (X, Y), (Xv, Yv), output_dir=out, progress=progress)
@@ -284,7 +284,8 @@ def train_incident(out: str | Path, *, n_storms: int = 600, seed: int = 0, prese
     metrics.update({f"val_{k}": v for k, v in evaluate_accuracy(model.eval(), Xv, Yv).items()})
     Path(out, "incident_meta.json").write_text(json.dumps({"n_storms": n_storms, "seed": seed, "preset": preset,
                                                            "overrides": overrides, "epochs": epochs,
-                                                           "max_steps": max_steps,
+                                                           "max_steps": max_steps, "lr": lr,
+                                                           "weight_decay": weight_decay,
                                                            **{k: v for k, v in metrics.items()
                                                               if isinstance(v, (int, float, str))}}, indent=2))
     return metrics
@@ -301,8 +302,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--out", required=True)
-    t.add_argument("--storms", type=int, default=600)
-    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--storms", type=int, default=800)
+    t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--max-steps", type=int, default=600)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--n", type=int)
