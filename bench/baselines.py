@@ -18,10 +18,10 @@ Methods
                       took from a constant (pod-restart ``type``) is copied; a key the query lacks
                       falls back to ``ParamFiller``. Confidence: share of the 10 nearest neighbours
                       that agree with the nearest one's function.
-* ``TRMMethod``     — an exported TRM through ``trm.infer.Predictor`` (ACT on or off, optional cap on
+* ``TRMMethod``     — an exported TRM through ``trm.infer.load_predictor`` (ACT on or off, optional cap on
                       supervision steps); with ``threshold`` it behaves as the chain stage (abstains
                       below it).
-* ``ChainMethod``   — ``Chain()``: annotations → TRM → LLM (abstains: no LLM_URL here) → rules.
+* ``ChainMethod``   — ``Chain()``: annotations → runbook → TRM → LLM (only with LLM_URL).
 
 ``ParamFiller`` (the learned label-key heuristic): for every (function, parameter) and every label key,
 over the training examples of that function, how often the key was present and how often it held the
@@ -371,11 +371,11 @@ ACT_OFF = math.inf  # a halting logit never exceeds +inf: every sample runs all 
 class TRMMethod(BenchMethod):
     def __init__(self, model_dir: Path, name: str = "trm", *, act: bool = True, max_steps: int | None = None,
                  threshold: float | None = None, predictor: Any = None) -> None:
-        from agent_sre.trm.infer import Predictor
+        from agent_sre.trm.infer import Predictor, load_predictor
 
         self.name = name
         self.model_dir = Path(model_dir)
-        base = predictor or Predictor.load(self.model_dir)
+        base = predictor or load_predictor(self.model_dir)
         model = base.model if max_steps is None else _CappedModel(base.model, max_steps)
         self.predictor = Predictor(model, base.tok, base.meta, halt_threshold=0.0 if act else ACT_OFF)
         self.base = base

@@ -135,7 +135,7 @@ def train_trm(train: list[dict], val: list[dict], out: Path, *, base_cfg: dict[s
     from agent_sre import catalog
     from agent_sre.trm.checkpoint import export, model_from_checkpoint
     from agent_sre.trm.encoding import Tokenizer, default_priority_keys
-    from agent_sre.trm.evaluate import encode_records
+    from agent_sre.trm.recipe import encode_records
     from agent_sre.trm.model import TRMConfig
     from agent_sre.trm.train import TrainConfig
 
@@ -407,7 +407,7 @@ def check_split(model_dir: Path | None, info: dict[str, Any]) -> tuple[bool | No
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from agent_sre.chain.trm import default_model_path
+    from agent_sre.trm.infer import default_model_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=24000, help="alerts to generate (the shipped model's recipe)")

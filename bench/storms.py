@@ -42,7 +42,7 @@ import httpx
 from _support import LoopbackSink, free_port
 from storm_replay import DecisionCache, Score, Sent, replay, score
 
-from agent_sre import ce
+from agent_sre import ce, keys
 from agent_sre.agent import needs_nothing
 from agent_sre.incidents.desk import Desk
 from agent_sre.incidents.scenarios import Scenario, deliveries, storm_set
@@ -111,8 +111,10 @@ def play_http(scn: Scenario, env: dict[str, str], time_scale: float, timeout: fl
     sink = Sink()
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
+        keys.generate(Path(state) / "keys")  # a broker means signed triggers: a fresh key set per run
         penv = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "STATE_DIR": state, "BROKER_URL": sink.url,
-                "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", **env}
+                "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+                **keys.env(Path(state) / "keys", keys.AGENT_MOUNTS), **env}
         proc = subprocess.Popen([str(Path(sys.executable).parent / "agent-sre"), "serve"], env=penv, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"

@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/trm_latency.py [--presets cpu,paper] [--budget-s 100] [--model-dir DIR]
 
-For each preset it measures the real chain stage (``agent_sre.trm.infer.TRMStage``: encode → one
-``model.predict`` with ACT → decode → validate): single-alert latency p50/p99 (one alert per call) and
-throughput at batch 64 (alerts/s). The packaged/trained model is measured when present (or --model-dir);
+For each preset it measures the real chain stage (``agent_sre.chain.trm.TRMStage``: encode → one
+``model.predict`` with ACT on the stage's model thread → decode → validate): single-alert latency
+p50/p99 (one alert per call) and throughput at batch 64 (alerts/s). The packaged/trained model is measured when present (or --model-dir);
 otherwise random weights at the preset's shape. An untrained halting head never halts (its bias starts
 at "continue"), so random weights run all n_sup supervision steps: the *worst* case. The ``halt@1`` rows
 force halting after the first step (the best case ACT can give a trained, confident model).
-Backends: torch (eager, inference mode) and onnx (ONNX Runtime, one supervision step per session run).
+Backends: onnx (ONNX Runtime on the export's graph, one supervision step per session run; what serving
+uses) and torch (eager, inference mode). Both run the same early-halting loop (``trm.halting``).
 Runtime is bounded by --budget-s (default 110 s) plus model set-up.
 """
 
@@ -22,15 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-import torch  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # the checkout's package, and testsupport/ beside it
 
 from agent_sre.alerts import parse_payload  # noqa: E402
-from agent_sre.chain.trm import default_model_path  # noqa: E402
-from agent_sre.reasoning.models import random_export, sample_alerts  # noqa: E402
-from agent_sre.reasoning.engine import TRMEngine  # noqa: E402
-from agent_sre.trm.infer import TRMStage  # noqa: E402
+from agent_sre.chain.trm import TRMStage  # noqa: E402
+from agent_sre.trm.infer import default_model_path, load_predictor  # noqa: E402
+from testsupport.models import random_export, sample_alerts  # noqa: E402
 
 NEVER_HALT_EARLY = 0.0  # the predictor's default halting logit threshold
 HALT_AT_ONCE = -1e9
@@ -72,16 +71,26 @@ def measure(stage: TRMStage, alerts, seconds: float, batch: int = 64) -> dict:
     return {"p50": p50, "p99": pct(lat, 99), "n_single": len(lat), "batch": batch, "aps": n / dt, "calls": calls}
 
 
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("onnxruntime", "torch"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            out.append(f"no {pkg}")
+    return ", ".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", default="cpu,paper")
-    ap.add_argument("--backends", default="torch,onnx")
+    ap.add_argument("--backends", default="onnx,torch")
     ap.add_argument("--budget-s", type=float, default=110.0)
     ap.add_argument("--model-dir", default=None)
-    ap.add_argument("--threads", type=int, default=0, help="torch/ORT threads (0: the service default, cores - 1)")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of either backend (TORCH_THREADS)")
     args = ap.parse_args()
-    if args.threads:
-        os.environ["TORCH_THREADS"] = str(args.threads)  # TRMEngine.load applies it (default: cores - 1)
     started = time.perf_counter()
     load0 = os.getloadavg()[0]
     alerts = [parse_payload(a)[0] for a in sample_alerts(256, seed=7)]
@@ -98,14 +107,14 @@ def main() -> None:
     for name, d, what in runs:
         for backend in backends:
             try:
-                eng = TRMEngine.load(d, threshold=0.0, backend=backend)
+                pred = load_predictor(d, backend=backend, threads=args.threads)
             except Exception as e:  # noqa: BLE001
                 print(f"{name}/{backend}: unusable ({e})", flush=True)
                 n_rows -= 2
                 continue
-            stage = eng.stage
-            cfg = stage.predictor.model.cfg
-            params = sum(p.numel() for p in stage.predictor.model.parameters())
+            stage = TRMStage(predictor=pred, threshold=0.0)
+            cfg = pred.model.cfg
+            params = pred.info.get("parameters") or 0
             for mode, thr in (("ACT" if what == "trained" else "no-halt", NEVER_HALT_EARLY), ("halt@1", HALT_AT_ONCE)):
                 stage.predictor.halt_threshold = thr
                 left = args.budget_s - (time.perf_counter() - started)
@@ -116,8 +125,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"  measured {name}/{backend}/{mode} in {per_row:.0f}s budget: p50 {r['p50']:.1f} ms, "
                       f"{r['aps']:.1f} alerts/s @{r['batch']}", file=sys.stderr, flush=True)
-    print(f"\nTRM stage (encode + predict with ACT + decode + validate), {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; load average at start "
+    print(f"\nTRM stage (encode + predict with ACT + decode + validate), {os.cpu_count()} CPU cores, "
+          f"{versions()}, {args.threads} thread(s); load average at start "
           f"{load0:.1f}, at end {os.getloadavg()[0]:.1f}.\nsingle = one alert per call; batched = B alerts per "
           f"call (64 unless it could not fit the time budget; '-' = one single call already exceeded it). no-halt = random weights never halt (all sup "
           f"steps, worst case); halt@1 = forced halt after step 1 (ACT best case).\n")

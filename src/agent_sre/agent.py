@@ -15,6 +15,10 @@ Delivery is the one thing that differs:
 * inline (no outbox given: the embedded demo, tests): a temporary outbox, and the events of a
   call are sent before it returns, in order, replies handled at once, their results and the
   later steps added to the call's outcomes.
+
+Every event is signed with the agent's key as it is sent (each attempt: a retry is fresh), and a
+result event drives nothing until its signature, by a key the agent trusts for the functions,
+and its freshness are checked (``handle_result`` raises ``signing.Refused`` otherwise).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import ce, runbook
 from .alerts import Alert, label_fingerprint
-from .audit import Audit
+from .audit import Audit, Throttle
 from .broker import Broker, InProcessBroker
 from .catalog import validate_parameters
 from .ce import CloudEvent
@@ -35,11 +39,15 @@ from .decision import Decision, InvalidProposal
 from .events import RESULT_TYPES, TRIGGER, correlation_id, escalation_event, trigger_event
 from .gate import Gate, Verdict
 from .outbox import Outbox, Retry, Worker
+from .signing import KeyRing, Refused, SigningKey, Trust, verify
 
 if TYPE_CHECKING:
     from .incidents.desk import Change, Desk, Step
 
 log = logging.getLogger(__name__)
+
+
+_NO_PLAN = "no-plan"  # _on_reply: a verified result that no saved plan waits for (a one-step plan)
 
 
 @dataclass
@@ -94,14 +102,24 @@ class Agent:
     def __init__(self, chain: Chain | None = None, broker: Broker | None = None, gate: Gate | None = None,
                  dry_run: bool = True, *, outbox: Outbox | None = None, audit: Audit | None = None,
                  retry: Retry | None = None, delivery_concurrency: int = 4, poll_s: float = 0.5,
+                 trust: Trust | None = None, own_keys: KeyRing | None = None,
                  incidents: "Desk | None" = None, clock: Callable[[], float] = time.time):
+        """``trust``: the agent's signing key and the functions' public keys (default: the
+        embedded broker's pair; with another broker, a fresh key and no trusted function, so no
+        result is accepted). ``own_keys``: earlier agent public keys, accepted on dead letters.
+        ``incidents``: the incident desk (None: every alert on its own); ``clock``: its time."""
         self.chain = chain or Chain()
         self.broker = broker or InProcessBroker()
+        self.trust = trust or getattr(self.broker, "agent_trust", None) or Trust(SigningKey.generate(), KeyRing())
+        mine = KeyRing([self.trust.key.public]) if self.trust.key is not None else KeyRing()
+        # Dead letters are events the broker gave up on: the agent's own triggers and the functions' results.
+        self.dead_letter_keys = self.trust.peers.union(mine, *([own_keys] if own_keys else []))
         self.gate = gate or Gate(dry_run=dry_run)
         self.inline = outbox is None
         self.outbox = outbox or Outbox.temporary()
         self.audit = audit
-        self.worker = Worker(self.outbox, send=self.broker.send, on_reply=self._on_reply, resume=self._resume,
+        self._refusals = Throttle()
+        self.worker = Worker(self.outbox, send=self._send, on_reply=self._on_reply, resume=self._resume,
                              on_dead=self._on_dead, on_delivered=self._on_delivered, retry=retry,
                              concurrency=0 if self.inline else delivery_concurrency, poll_s=poll_s)
         # The incident desk (None: every alert on its own). Inline there is no worker to take a
@@ -376,13 +394,23 @@ class Agent:
                 o.error = sent.error
             if isinstance(sent.handled, Outcome):
                 o.merge(sent.handled)
-            elif sent.reply is not None and sent.reply.get_type() in RESULT_TYPES:
-                o.results.append(ce.data_of(sent.reply) or {})  # the result of a one-step plan
+            elif sent.handled is _NO_PLAN:
+                o.results.append(ce.data_of(sent.reply) or {})  # the (verified) result of a one-step plan
 
     # ------------------------------------------------------------------ worker callbacks
-    def _on_reply(self, reply: CloudEvent) -> Outcome | None:
+    def _send(self, event: CloudEvent) -> CloudEvent | None:
+        return self.broker.send(self.trust.sign(event))  # signed now: each attempt carries its own time
+
+    def _on_reply(self, reply: CloudEvent) -> Any:
+        """The Outcome a result led to, ``_NO_PLAN`` for a verified result no plan waits for,
+        None for anything else (a refused result included)."""
         if reply.get_type() in RESULT_TYPES:
-            return self.handle_result(reply)
+            try:
+                out = self.handle_result(reply)
+            except Refused as e:  # recorded by handle_result; the trigger itself was delivered
+                log.warning("reply %s refused (%s): %s", reply.get_id(), e.reason, e.message)
+                return None
+            return _NO_PLAN if out is None else out
         return None
 
     def _on_dead(self, event: CloudEvent, error: str, attempts: int) -> None:
@@ -402,12 +430,34 @@ class Agent:
             return None
         return Alert.model_validate_json(row[0]), Decision.model_validate_json(row[1])
 
+    def authenticate(self, event: CloudEvent, *, dead_letter: bool = False) -> None:
+        """Raise Refused unless ``event`` is signed by a key trusted for it: a result by the
+        functions' (and fresh), a dead letter by the functions' or the agent's own (any age: the
+        broker may give up long after the event was signed). The refusal is recorded."""
+        try:
+            if dead_letter:
+                verify(event, self.dead_letter_keys, max_age_s=None)
+            else:
+                self.trust.verify(event)
+        except Refused as e:
+            skipped = self._refusals.allow(e.reason)
+            if skipped is not None:
+                a = event.get_attributes()
+                self._record([("refused", {"id": event.get_id(), "type": event.get_type(),
+                                           "source": event.get_source(), "status": e.status, "reason": e.reason,
+                                           "message": e.message, "keyid": a.get("signaturekeyid"),
+                                           "dead_letter": dead_letter, "not_recorded_since": skipped},
+                               a.get("correlationid"), None)])
+            raise
+
     def handle_result(self, event: CloudEvent) -> Outcome | None:
-        """A function's result event (from the broker): record it and run the next step if due."""
+        """A function's result event (from the broker): once its signature is checked (Refused
+        otherwise), record it and run the next step if due."""
+        self.authenticate(event)
         data = ce.data_of(event) or {}
         if not isinstance(data, dict):
             data = {}
-        corr = data.get("correlation_id") or event.get_attributes().get("correlationid")
+        corr = data.get("correlation_id")  # from the signed data, never from an unsigned extension
         found = self._plan(corr)
         if found is None:
             log.info("result for unknown correlation id %s", corr)

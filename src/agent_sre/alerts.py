@@ -1,4 +1,5 @@
-"""Alerts as they arrive: Alertmanager webhooks (version 4) and alert CloudEvents, split per alert.
+"""Alerts as they arrive: Alertmanager webhooks (version 4), alerts as Alertmanager's v2 API lists
+them (``GET /api/v2/alerts``), and alert CloudEvents, split per alert.
 
 Everything that enters agent-sre becomes a list of ``Alert``.  Parsing errors raise
 ``IntakeError`` with a reason a person can act on; the HTTP layer turns that into a 4xx.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ALERT_FIRED = "io.homelab.prometheus.alert.fired"
 ALERT_RESOLVED = "io.homelab.prometheus.alert.resolved"
@@ -54,6 +56,16 @@ class Alert(BaseModel):
     def _maps(cls, v: Any) -> dict[str, str]:
         return _str_map(v)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_status(cls, v: Any) -> Any:
+        """Alertmanager's v2 API gives ``status`` as ``{state, silencedBy, inhibitedBy}``: an alert it
+        lists is firing (active, suppressed or unprocessed) unless its ``endsAt`` has passed."""
+        if isinstance(v, dict) and isinstance(v.get("status"), dict):
+            ends = _time(v.get("endsAt"))
+            v = {**v, "status": "resolved" if ends is not None and ends <= datetime.now(timezone.utc) else "firing"}
+        return v
+
     @field_validator("labels")
     @classmethod
     def _has_name(cls, v: dict[str, str]) -> dict[str, str]:
@@ -80,6 +92,16 @@ class Alert(BaseModel):
 
     def label_values(self) -> set[str]:
         return set(self.labels.values())
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def label_fingerprint(labels: dict[str, str]) -> str:

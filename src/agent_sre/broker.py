@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import urllib3
 
-from . import ce
+from . import ce, signing
 from .ce import CloudEvent
 from .events import TRIGGER, result_event
 
@@ -59,28 +59,44 @@ class HTTPBroker:
 
 class InProcessBroker:
     """The embedded default: no cluster, no network. Triggers go to the remediation functions in
-    dry-run; every event and reply is kept so the demo can show what happened."""
+    dry-run, through the same checks as over HTTP (``functions.receive.Receiver``): the agent signs
+    with ``agent_trust``'s key, the functions verify it and sign their results with a key of their
+    own, which ``agent_trust`` accepts. Both key pairs are made for this broker and live in memory.
+    Every event and reply is kept so the demo can show what happened."""
 
     def __init__(self) -> None:
         self.sent: list[CloudEvent] = []
         self.replies: list[CloudEvent] = []
+        self.agent_trust, self._function_trust = signing.pair()
+        self._receiver: Any = None
+
+    def _functions(self) -> Any:
+        if self._receiver is None:
+            from . import policy
+            from .functions.receive import Receiver
+            from .functions.registry import handlers
+            from .functions.runner import default_runner
+
+            runner = default_runner()
+            # Whatever the trigger says, the embedded broker never lets a write through.
+            self._receiver = Receiver(runner, trust=self._function_trust, served=sorted(handlers()),
+                                      policy=policy.load(runner.settings.policy_path, dry_run=True),
+                                      dry_run_only=True)
+        return self._receiver
 
     def send(self, event: CloudEvent) -> CloudEvent | None:
         self.sent.append(event)
         if event.get_type() != TRIGGER:
             return None
-        from .functions import run_function
-
-        data: dict[str, Any] = ce.data_of(event) or {}
-        # Whatever the trigger says, the embedded broker never lets a write through.
-        result = run_function(
-            data.get("lambda_function", ""),
-            data.get("parameters") or {},
-            dry_run=True,
-            event_id=event.get_id(),
-            correlation_id=data.get("correlation_id"),
-        )
-        reply = result_event(event, result)
+        try:
+            reply, _ = self._functions().receive(event)
+        except signing.Refused as e:
+            # Over HTTP this is a 4xx and the broker's dead letter; here the demo shows the reason.
+            data = ce.data_of(event) if isinstance(ce.data_of(event), dict) else {}
+            reply = self._function_trust.sign(result_event(event, {
+                "function": data.get("lambda_function") or event.get_attributes().get("lambdafunction"),
+                "status": "refused", "action": "validate", "target": {}, "dry_run": True,
+                "message": f"{e.reason}: {e.message}", "details": {"http_status": e.status}}))
         self.replies.append(reply)
         return reply
 

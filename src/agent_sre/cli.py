@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="agent-sre: auto-remediation for Kubernetes alerts.")
 dataset_app = typer.Typer(no_args_is_help=True, help="Build training data for the TRM.")
 app.add_typer(dataset_app, name="dataset")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys that sign triggers, results and the audit log.")
+app.add_typer(keys_app, name="keys")
 
 
 def settings_help(command: str, only: set[str] | None = None) -> str:
@@ -137,6 +139,57 @@ def demo(
     run_demo(file, json_out=json_out)
 
 
+@app.command(epilog=settings_help("preview"))
+def preview(
+    sources: list[str] = typer.Argument(None, help="rule files, PrometheusRule manifests or directories of "
+                                                   "them; '-' reads stdin (e.g. kubectl kustomize output)"),
+    prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url",
+                                                 help="the rules this Prometheus has loaded (/api/v1/rules)"),
+    alertmanager_url: Optional[str] = typer.Option(None, "--alertmanager-url",
+                                                   help="the alerts this Alertmanager would deliver now "
+                                                        "(/api/v2/alerts)"),
+    external_label: list[str] = typer.Option([], "--external-label",
+                                             help="NAME=VALUE on every synthesised alert, like Prometheus' "
+                                                  "external labels (repeat)"),
+    strategy: str = typer.Option("chain", help="annotations | trm | llm | rules | chain"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON line per alert instead of the table"),
+) -> None:
+    """What agent-sre would do for every alert of a rule set, or for the alerts firing now: the
+    chain and the gate in suggest mode; nothing is sent, nothing is written."""
+    from .chain.chain import Chain
+    from . import preview as pv
+
+    load_settings("preview")
+    if not sources and not prometheus_url and not alertmanager_url:
+        raise typer.BadParameter("give rule files or directories, '-' for stdin, --prometheus-url or "
+                                 "--alertmanager-url")
+    externals = {}
+    for item in external_label:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--external-label {item!r}: expected NAME=VALUE")
+        externals[name] = value
+    rules, problems = pv.rules_from_paths(sources or [])
+    try:
+        if prometheus_url:
+            rules += pv.rules_from_prometheus(prometheus_url)
+        alerts = pv.alerts_from_alertmanager(alertmanager_url) if alertmanager_url else []
+        chain = Chain(strategy=strategy)
+        gate = pv.suggest_gate()
+    except (pv.PreviewError, cfg.SettingsError) as e:
+        _fail(str(e))
+    for p in problems:
+        typer.echo(f"warning: skipped {' '.join(p.split())}", err=True)
+    rows = pv.preview_rules(rules, chain=chain, gate=gate, external_labels=externals or None)
+    rows += pv.preview_alerts(alerts, chain=chain, gate=gate,
+                              sources=[alertmanager_url or ""] * len(alerts), groups=[""] * len(alerts))
+    if json_out:
+        for r in rows:
+            typer.echo(json.dumps(r.to_json()))
+        return
+    pv.print_report(rows, rules=len(rules) if rules else None)
+
+
 @app.command("serve-reasoning", epilog=settings_help("serve-reasoning"))
 def serve_reasoning(host: Optional[str] = HOST, port: Optional[int] = PORT) -> None:
     """Run trm-reasoning, the TRM as an HTTP service."""
@@ -168,7 +221,11 @@ def history(
     correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
     since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
     kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter"),
-    verify: bool = typer.Option(False, "--verify", help="check the hash chain; exit 1 if tampered"),
+    verify: bool = typer.Option(False, "--verify", help="check the keyed chain and the signed checkpoint; exit 1 "
+                                                        "if tampered"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="with --verify: check the head against "
+                                             "this checkpoint (the JSON of an `audit checkpoint` log line) instead "
+                                             "of the file beside the log"),
     json_out: bool = typer.Option(False, "--json", help="one JSON record per line"),
     log: Optional[Path] = typer.Option(None, "--log", help="the audit log (default: AUDIT_LOG)"),
 ) -> None:
@@ -177,7 +234,16 @@ def history(
 
     path = _existing(log or _settings(cfg.StateSettings).audit_path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
-        res = audit.verify(path)
+        key, ring = _audit_keys()
+        cp = None
+        if checkpoint:
+            try:
+                cp = json.loads(checkpoint[checkpoint.index("{"):])
+            except ValueError:
+                raise typer.BadParameter("--checkpoint: give the JSON object of an `audit checkpoint` line") from None
+        # With the signer's public keys at hand a signed checkpoint is required: without one,
+        # records dropped from the end cannot be told from records never written.
+        res = audit.verify(path, key=key, ring=ring, checkpoint=cp, require_checkpoint=len(ring) > 0)
         typer.echo(f"{path}: {res.summary()}")
         raise typer.Exit(0 if res.ok else 1)
     try:
@@ -189,6 +255,23 @@ def history(
     for rec in audit.history(path, alertname=alertname, correlation_id=correlation_id, since=since_ts,
                              kinds=kind or None):
         typer.echo(json.dumps(rec, sort_keys=True) if json_out else _history_line(rec))
+
+
+def _audit_keys():
+    """(HMAC key, public keys of checkpoint signers) from AUDIT_HMAC_KEY, AGENT_PUBLIC_KEYS,
+    AGENT_SIGNING_KEY and FUNCTION_PUBLIC_KEYS (a functions' audit log is signed by their key)."""
+    from . import audit, signing
+
+    keys = _settings(cfg.AgentKeySettings)
+    try:
+        hmac_key = audit.load_key(keys.audit_hmac_key) if keys.audit_hmac_key else None
+        rings = [signing.ring_setting(var, spec) for var, spec in (("AGENT_PUBLIC_KEYS", keys.agent_public_keys),
+                 ("FUNCTION_PUBLIC_KEYS", keys.function_public_keys)) if spec]
+        if keys.agent_signing_key:
+            rings.append(signing.KeyRing([signing.key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key).public]))
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    return hmac_key, signing.KeyRing().union(*rings)
 
 
 def _history_line(rec: dict) -> str:
@@ -230,6 +313,37 @@ def outbox(
             typer.echo(json.dumps(e))
 
 
+@keys_app.command("generate")
+def keys_generate(
+    out: Path = typer.Option(..., "--out", help="folder to write the key set and its Secret manifests to"),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="the folder of the set in use: rotate from it "
+                                            "(its public keys stay valid beside the new ones; the audit key is kept)"),
+) -> None:
+    """Write a key set (agent, functions, audit HMAC) and the Kubernetes Secrets that carry it."""
+    from . import keys
+
+    if out.exists() and any(out.iterdir()):
+        _fail(f"{out} is not empty: keys are never overwritten; choose a new folder", code=1)
+    try:
+        written = keys.generate(out, previous)
+    except (OSError, ValueError) as e:
+        _fail(f"--previous {previous}: {e}", code=1)
+    for name, path in written.items():
+        typer.echo(f"{name:<24} {path}")
+    typer.echo("\nIn the pods (mounted Secrets):")
+    for s in keys.SECRETS:
+        typer.echo(f"  {s.setting}={s.value}   (Secret {s.name})")
+    steps = ["kubectl apply -f " + str(written["secrets-public.yaml"]),
+             "restart the agent and the functions (they read keys at start)",
+             "kubectl apply -f " + str(written["secrets-signing.yaml"]),
+             "restart them again"]
+    if previous:
+        steps.append(f"after {cfg.AgentKeySettings.model_fields['trigger_max_age_s'].default:g}s and once no dead letter "
+                     f"signed with the old key is expected: kubectl apply -f {written['secrets-public-final.yaml']}")
+    typer.echo("\n" + ("Rotation" if previous else "Install") + ":\n" +
+               "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1)))
+
+
 # ------------------------------------------------------------------ TRM training
 
 
@@ -253,7 +367,8 @@ def train(
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
 ) -> None:
     """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
-    from .trm.evaluate import format_report, reexport, train_from_jsonl
+    from .trm.evaluate import format_report
+    from .trm.recipe import reexport, train_from_jsonl
 
     if not training_data:
         if export is None:
@@ -280,16 +395,15 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
-    from .chain.trm import default_model_path
     from .trm.records import merge, split
     from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
                                 plot_reliability)
-    from .trm.infer import Predictor
+    from .trm.infer import default_model_path, load_predictor
 
     path = model or default_model_path()
     if path is None:
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
-    pred = Predictor.load(path)
+    pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
     records = merge([str(p) for p in data])
     if held_out:
         records = split(records, seed=seed, by=split_by).test

@@ -5,9 +5,12 @@ Models only propose. The gate enforces, in this order (the first failing check i
 1. never on resolved alerts; the plan step exists; catalog functions only; the function is
    enabled in the policy; parameters are valid Kubernetes names/selectors;
 2. the target comes from the alert: at step 0 every target parameter must appear in the alert's
-   labels (for a selector, every ``key=value`` term must be backed by the labels; ``!=`` terms
-   are refused); at later steps the target must be one the previous step observed (its result),
-   in the same namespace as the step before;
+   labels (for a selector, every ``key=value`` term must be a label of the alert, key and value:
+   the key as written, or as Prometheus and kube-state-metrics spell it; ``!=`` terms are
+   refused) and, for decisions that read labels without a reviewed mapping (the models and the
+   rule author's annotations; the policy's ``provenance``), under a label that names that kind of
+   object; at later steps the target must be one the previous step observed (its result), in the
+   same namespace as the step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
    Flux reconcile requests), ``allow`` (if set, mutating actions only there);
 4. mutating functions need confidence >= the function's threshold, else escalate;
@@ -60,6 +63,14 @@ def _names_kind(key: str, fragments: tuple[str, ...]) -> bool:
 
 
 _TERM = re.compile(r"^(?P<key>[^=!]+?)(?P<op>==|!=|=)(?P<value>.*)$")
+
+
+def label_spellings(key: str) -> tuple[str, ...]:
+    """How a Kubernetes label key can appear among an alert's labels: as written, as a Prometheus
+    label name (``app.kubernetes.io/name`` → ``app_kubernetes_io_name``), and as kube-state-metrics
+    exports object labels (``label_app_kubernetes_io_name``)."""
+    prom = re.sub(r"[^a-zA-Z0-9_]", "_", key)
+    return tuple(dict.fromkeys((key, prom, f"label_{prom}")))
 
 
 def target_of(params: dict[str, Any]) -> str:
@@ -125,16 +136,9 @@ class Gate:
         if why:
             return self._no("target", why, mode, target)
 
-        ns = params.get("namespace")
-        nsp = self.policy.namespaces
-        if ns in nsp.deny:
-            return self._no("namespace", f"namespace {ns} is denied by the policy", mode, target)
-        if spec.mutating and spec.name not in nsp.harmless:
-            if ns in nsp.deny_mutating:
-                return self._no("namespace", f"{spec.name} is not allowed in namespace {ns}", mode, target)
-            if nsp.allow and ns not in nsp.allow:
-                return self._no("namespace", f"{spec.name}: namespace {ns} is not in the policy's allow list",
-                                mode, target)
+        why = self.policy.namespace_refusal(spec, params.get("namespace"))
+        if why:
+            return self._no("namespace", why, mode, target)
         if spec.mutating:
             need = self.policy.min_confidence(spec.name)
             if decision.confidence < need:
@@ -181,15 +185,18 @@ class Gate:
                     k, op, val = m["key"].strip(), m["op"], m["value"].strip()
                     if op == "!=":
                         return f"selector term {term!r}: '!=' widens the selection; only key=value terms"
-                    if not val or (alert.labels.get(k) != val and val not in values):
-                        return f"selector term {k}={val} is not backed by the alert's labels"
+                    if not val or all(alert.labels.get(key) != val for key in label_spellings(k)):
+                        return (f"selector term {k}={val} is not backed by the alert's labels (no label "
+                                f"{' or '.join(label_spellings(k))} with that value)")
             elif v not in values:
                 return f"{key}={v!r} does not appear in the alert's labels"
         return None
 
     def _check_provenance(self, decision: Decision) -> bool:
+        """``models`` (the default): every decision that reads names from labels without a reviewed
+        mapping, the models' and the rule authors' annotations; ``all``: the runbook's rules too."""
         how = self.policy.provenance
-        return how == "all" or (how == "models" and decision.method in (Method.TRM, Method.LLM))
+        return how == "all" or (how == "models" and decision.method in (Method.TRM, Method.LLM, Method.STATIC))
 
     @staticmethod
     def _target_label_kind(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
@@ -200,6 +207,12 @@ class Gate:
             k = alert.labels.get(key)
             if spec.kind and k and k.lower() != spec.kind.lower():
                 return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
+        ns = params.get("namespace")
+        if ns is not None:
+            keys = [k for k, v in alert.labels.items() if v == ns]
+            if not any(_names_kind(k, ("namespace",)) for k in keys):
+                return (f"namespace={ns!r} comes from label(s) {', '.join(sorted(keys))}, none of which names a "
+                        "namespace")
         allowed = spec.labels_for_name(params)
         name = params.get("name")
         if allowed is None or name is None:

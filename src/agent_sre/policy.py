@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -78,9 +78,10 @@ class Policy(_Strict):
     budget: Budget = Field(default_factory=Budget)
     storm: Storm = Field(default_factory=Storm)
     loop: Loop = Field(default_factory=Loop)
-    # Target provenance for model proposals: the name must come from a label that names that kind of
-    # object (a pod name from `pod`, a claim from `persistentvolumeclaim`...) and a Flux function must
-    # agree with the alert's `kind`. models: TRM and LLM decisions; all: also rules and annotations.
+    # Target provenance: the name must come from a label that names that kind of object (a pod name
+    # from `pod`, a claim from `persistentvolumeclaim`...), the namespace from a namespace label, and
+    # a Flux function must agree with the alert's `kind`. models: decisions that read labels without
+    # a reviewed mapping (TRM, LLM and the rule authors' annotations); all: the runbook's rules too.
     provenance: Literal["models", "all", "off"] = "models"
 
     @model_validator(mode="after")
@@ -109,6 +110,19 @@ class Policy(_Strict):
 
     def mode_for(self, name: str) -> Mode:
         return strictest(self.mode, self._fn(name).mode)
+
+    def namespace_refusal(self, spec: catalog.FunctionSpec, namespace: str | None) -> str | None:
+        """Why ``spec`` may not run in ``namespace`` (None: it may). The gate and the functions
+        both ask this, so the agent and the point of action read the namespace lists one way."""
+        nsp = self.namespaces
+        if namespace in nsp.deny:
+            return f"namespace {namespace} is denied by the policy"
+        if spec.mutating and spec.name not in nsp.harmless:
+            if namespace in nsp.deny_mutating:
+                return f"{spec.name} is not allowed in namespace {namespace}"
+            if nsp.allow and namespace not in nsp.allow:
+                return f"{spec.name}: namespace {namespace} is not in the policy's allow list"
+        return None
 
     def with_overrides(self, **changes: Any) -> "Policy":
         """A copy with top-level fields replaced (nested models may be given as dicts)."""
@@ -161,3 +175,16 @@ def load(path: str | os.PathLike | None = None, dry_run: bool | None = None) -> 
     if dry_run is not None and policy.mode != "suggest":
         policy = policy.with_overrides(mode="dry_run" if dry_run else "execute")
     return policy
+
+
+def configured(env: Mapping[str, str] | None = None, dry_run: bool | None = None) -> Policy:
+    """``load`` of the file the ``POLICY_PATH`` setting names (else the packaged policy); a file
+    that does not load raises ``SettingsError`` naming the setting."""
+    from .settings import PolicySettings, SettingsError
+    from .settings import load as load_settings
+
+    path = load_settings(PolicySettings, env).policy_path
+    try:
+        return load(path, dry_run=dry_run)
+    except (OSError, PolicyError) as e:
+        raise SettingsError(f"POLICY_PATH={str(path)!r}: {e}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from contextlib import asynccontextmanager
@@ -16,67 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from . import ce
 from .agent import Agent
 from .alerts import ALERT_RESOLVED, ALERT_TYPES, IntakeError, parse_json_bytes, parse_payload, status_from_event_type
+from .batching import IntakeBatcher
 from .events import RESULT_TYPES
 from .http_body import BodyTooLarge, read_body
-from .settings import AgentSettings, IncidentSettings, ServerSettings, SettingsError, StateSettings, load
+from .settings import AgentKeySettings, AgentSettings, IncidentSettings, ServerSettings, SettingsError, StateSettings, load
+from .signing import Refused, Trust, key_setting, ring_setting
 
 log = logging.getLogger(__name__)
 
 
 def _bad(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
-
-
-class IntakeBatcher:
-    """Requests that arrive while the agent is busy are handled together in its next call: one
-    inbox commit, one batched TRM pass, one audit write for all of them. Each request still gets its
-    answer only after its own alerts are committed, and an idle agent adds no wait.
-
-    Up to ``concurrency`` calls run at once (default 2): while one batch is in the model's forward
-    pass (native code, the GIL released), the next is committed to the inbox and the previous one
-    goes through the gate, so the CPU-bound model and the Python work overlap instead of taking
-    turns. The gate and the outbox are safe for that (per-thread SQLite connections, atomic
-    reservations)."""
-
-    def __init__(self, handle, max_alerts: int = 256, concurrency: int = 2):
-        self.handle = handle
-        self.max_alerts = max_alerts
-        self.concurrency = max(1, concurrency)
-        self.queue: asyncio.Queue | None = None
-        self.tasks: list[asyncio.Task] = []
-
-    async def submit(self, alerts: list) -> list:
-        if not self.tasks or any(t.done() for t in self.tasks):
-            loop = asyncio.get_running_loop()
-            for t in self.tasks:
-                t.cancel()
-            self.queue = asyncio.Queue()
-            self.tasks = [loop.create_task(self._run(self.queue)) for _ in range(self.concurrency)]
-        fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((alerts, fut))  # type: ignore[union-attr]
-        return await fut
-
-    async def _run(self, queue: asyncio.Queue) -> None:
-        while True:
-            items = [await queue.get()]
-            n = len(items[0][0])
-            while n < self.max_alerts and not queue.empty():
-                item = queue.get_nowait()
-                items.append(item)
-                n += len(item[0])
-            flat = [a for alerts, _ in items for a in alerts]
-            try:
-                outcomes = await run_in_threadpool(self.handle, flat)
-            except Exception as e:  # noqa: BLE001 - every waiting request gets the error (a 500)
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            i = 0
-            for alerts, fut in items:
-                if not fut.done():
-                    fut.set_result(outcomes[i:i + len(alerts)])
-                i += len(alerts)
 
 
 def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | None = None,
@@ -109,6 +58,7 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
     expected = f"Bearer {auth_token}".encode() if auth_token else None
 
     def _unauthorized(request: Request) -> JSONResponse | None:
+        """401 when AUTH_TOKEN is set and the request does not carry it."""
         if expected is None:
             return None
         given = request.headers.get("authorization", "")
@@ -123,13 +73,18 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
         return None
 
     async def _read(request: Request, auth: bool = True) -> bytes | JSONResponse:
-        if auth and (denied := _unauthorized(request)) is not None:
+        denied = _unauthorized(request) if auth else None
+        if denied is not None:
             return denied
         try:
             return await read_body(request, max_body)
         except BodyTooLarge as e:
             refused.labels("too_large").inc()
             return _bad(413, str(e))
+
+    def _refusal(e: Refused) -> JSONResponse:
+        refused.labels(e.reason).inc()
+        return JSONResponse({"error": e.reason, "message": e.message}, status_code=e.status)
 
     async def _alerts(alerts: list) -> JSONResponse:
         for a in alerts:
@@ -142,20 +97,36 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     @app.post("/", summary="CloudEvent (binary or structured) or Alertmanager webhook")
     async def intake(request: Request) -> Response:
-        body = await _read(request)
+        # Result events come from the functions through the broker, which sends no bearer token:
+        # they authenticate by their signature. Everything else needs AUTH_TOKEN when it is set.
+        body = await _read(request, auth=False)
         if isinstance(body, JSONResponse):
             return body
         headers = dict(request.headers)
-        if not ce.is_cloudevent(headers):
+        event, error = None, None
+        if ce.is_cloudevent(headers):
+            try:
+                event = ce.from_http(headers, body)
+            except ce.CloudEventError as e:
+                error = str(e)
+        if event is not None and event.get_type() in RESULT_TYPES:
+            try:
+                out = await run_in_threadpool(agent.handle_result, event)
+            except Refused as e:
+                return _refusal(e)
+            except ce.CloudEventError as e:
+                refused.labels("malformed").inc()
+                return _bad(400, str(e))
+            return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
+        denied = _unauthorized(request)
+        if denied is not None:
+            return denied
+        if event is None and error is None:
             return await _webhook_body(body)
         try:
-            event = ce.from_http(headers, body)
+            if error is not None:
+                raise IntakeError(error)
             etype = event.get_type()
-            if etype in RESULT_TYPES:
-                if not isinstance(ce.data_of(event), dict):
-                    raise IntakeError("result CloudEvent data must be a JSON object")
-                out = await run_in_threadpool(agent.handle_result, event)
-                return JSONResponse({"accepted": 1, "known": out is not None}, status_code=202)
             if etype not in ALERT_TYPES:
                 raise IntakeError(f"unsupported CloudEvent type {etype!r}; accepted: "
                                   f"{', '.join(ALERT_TYPES + RESULT_TYPES)}")
@@ -191,13 +162,25 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
 
     @app.post("/dead-letter", summary="Knative dead-letter sink: events the broker gave up on")
     async def dead_letter(request: Request) -> Response:
-        # Knative's dead-letter delivery carries no bearer token, so this route takes none; it only
-        # records (audit log, metric, log line) and never acts on what it receives.
+        # Knative's dead-letter delivery carries no bearer token: the original event (a trigger
+        # the agent signed, a result a function signed) plus knativeerror* extensions, which the
+        # signature does not cover. Signed by a trusted key, or with the bearer token: recorded
+        # (audit log, metric, log line), never acted on.
         body = await _read(request, auth=False)
         if isinstance(body, JSONResponse):
             return body
         try:
             event = ce.from_http(dict(request.headers), body)
+        except ce.CloudEventError as e:
+            if _unauthorized(request) is not None:
+                refused.labels("unsigned").inc()
+                return _bad(401, "not a signed CloudEvent, and no bearer token")
+            return _bad(400, str(e))
+        try:
+            await run_in_threadpool(agent.authenticate, event, dead_letter=True)
+        except Refused as e:
+            if expected is None or _unauthorized(request) is not None:
+                return _refusal(e)
         except ce.CloudEventError as e:
             return _bad(400, str(e))
         attrs = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in event.get_attributes().items()}
@@ -211,7 +194,7 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
         log.error("dead letter: %s %s (dest %s, code %s)", attrs.get("type"), attrs.get("id"),
                   record["error_dest"], record["error_code"])
         if agent.audit is not None:
-            corr = attrs.get("correlationid") or (data.get("correlation_id") if isinstance(data, dict) else None)
+            corr = data.get("correlation_id") if isinstance(data, dict) else attrs.get("correlationid")
             await run_in_threadpool(agent.audit.append, "dead_letter", record, correlation_id=corr)
         return JSONResponse({"recorded": True, "id": attrs.get("id")}, status_code=202)
 
@@ -249,21 +232,42 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     """The production agent from the settings in ``env`` (default ``os.environ``): the policy
     (``POLICY_PATH`` or the packaged one; ``DRY_RUN``, default true, replaces its mode unless it
     says suggest), gate state (``REDIS_URL``, else SQLite), durable outbox and audit log, broker
-    (``BROKER_URL``). Raises SettingsError naming a setting that cannot be used."""
+    (``BROKER_URL``) and keys: with a broker the agent signs with ``AGENT_SIGNING_KEY`` and accepts
+    results signed by ``FUNCTION_PUBLIC_KEYS`` (both required); without one the embedded broker's
+    in-memory pair is used. Raises SettingsError naming a setting that cannot be used."""
     from . import audit, outbox, policy, state
     from .broker import from_url
     from .chain.chain import Chain
     from .gate import Gate
 
-    st, ag, inc = load(StateSettings, env), load(AgentSettings, env), load(IncidentSettings, env)
+    st, ag, keys = load(StateSettings, env), load(AgentSettings, env), load(AgentKeySettings, env)
+    inc = load(IncidentSettings, env)
+    pol = policy.configured(env, dry_run=ag.dry_run)
+    signing_key = key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key) if keys.agent_signing_key else None
+    trust, own = None, None
+    if ag.broker_url:
+        for var, value, why in (("AGENT_SIGNING_KEY", signing_key, "the functions refuse unsigned triggers"),
+                                ("FUNCTION_PUBLIC_KEYS", keys.function_public_keys,
+                                 "without them no result event can be trusted")):
+            if value is None:
+                raise SettingsError(f"{var} is unset but BROKER_URL is set: {why}")
+        trust = Trust(signing_key, ring_setting("FUNCTION_PUBLIC_KEYS", keys.function_public_keys),
+                      keys.trigger_max_age_s)
+        own = ring_setting("AGENT_PUBLIC_KEYS", keys.agent_public_keys) if keys.agent_public_keys else None
     try:
-        pol = policy.load(ag.policy_path, dry_run=ag.dry_run)
-    except (OSError, policy.PolicyError) as e:
-        raise SettingsError(f"POLICY_PATH={str(ag.policy_path)!r}: {e}") from None
+        hmac_key = audit.load_key(keys.audit_hmac_key) if keys.audit_hmac_key else None
+    except (OSError, ValueError) as e:
+        raise SettingsError(f"AUDIT_HMAC_KEY={str(keys.audit_hmac_key)!r}: {e}") from None
+    if hmac_key is None:
+        if pol.mode == "execute":
+            raise SettingsError("AUDIT_HMAC_KEY is unset but the gate would execute: the audit log of a "
+                                "remediating agent must be tamper-evident (keys generate writes one)")
+        log.warning("AUDIT_HMAC_KEY is unset: the audit chain is plain SHA-256 (mode %s)", pol.mode)
     retry = outbox.Retry(ag.retry_base_seconds, ag.retry_max_seconds, ag.retry_max_attempts)
     agent = Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
                   gate=Gate(policy=pol, state=state.open_store(st)), outbox=outbox.Outbox(st.outbox_path),
-                  audit=audit.Audit(st.audit_path), retry=retry, delivery_concurrency=ag.delivery_concurrency,
+                  audit=audit.Audit(st.audit_path, key=hmac_key, signer=signing_key), retry=retry,
+                  delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own,
                   incidents=incident_desk(inc))
     if agent.incidents is not None and inc.alertmanager_url:
         from .incidents.alertmanager import AlertmanagerFeed
@@ -309,7 +313,9 @@ def check_intake_auth(mode: str, auth_token: str | None) -> None:
 def app_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> FastAPI:
     """``agent-sre serve``'s app; raises SettingsError (before anything listens) on a bad setting."""
     server, ag = load(ServerSettings, env), load(AgentSettings, env)
+    from . import policy
+
+    check_intake_auth(policy.configured(env, dry_run=ag.dry_run).mode, ag.auth_token)  # the most basic door first
     agent = agent_from_env(env, chain)
-    check_intake_auth(agent.gate.mode, ag.auth_token)
     return create_app(agent, auth_token=ag.auth_token, max_body=server.max_body_bytes,
                       intake_concurrency=ag.intake_concurrency)

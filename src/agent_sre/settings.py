@@ -16,6 +16,7 @@ accept exactly true/false, 1/0, yes/no, on/off, in any case.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, TypeVar
 
@@ -49,6 +50,17 @@ def _flag(value: Any) -> bool:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+_DURATION = re.compile(r"-?\d+|-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
+def _keep_alive(value: Any) -> str:
+    """A Go duration (``30m``, ``1h30m``) or whole seconds (``-1``: for ever), as Ollama reads it."""
+    v = str(value).strip()
+    if not _DURATION.fullmatch(v):
+        raise ValueError(f"{v!r} is not a duration like 30m, 24h or -1")
+    return v
 
 
 class _Group(BaseModel):
@@ -87,7 +99,6 @@ class StateSettings(_Group):
 
 class AgentSettings(_Group):
     dry_run: Flag = Field(True, description="true: functions write nothing; false: execute (the policy may be stricter)")
-    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
     broker_url: str | None = Field(None, description="Knative broker for trigger events (default: in-process broker)")
     auth_token: str | None = Field(None, description="bearer token intake requests must carry")
     intake_concurrency: int = Field(2, ge=1, description="agent calls in flight at once")
@@ -113,6 +124,10 @@ class IncidentSettings(_Group):
     alertmanager_url: str | None = Field(None, description="also read the active alerts from Alertmanager's v2 "
                                                            "API (GET /api/v2/alerts)")
     alertmanager_poll_seconds: float = Field(15.0, gt=0, description="how often to read ALERTMANAGER_URL")
+
+
+class PolicySettings(_Group):
+    policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
 
 
 class RunbookSettings(_Group):
@@ -142,6 +157,14 @@ class LLMSettings(_Group):
     llm_timeout_ms: float = Field(10000, gt=0, description="read timeout")
     llm_breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the circuit")
     llm_breaker_cooloff_s: float = Field(30, gt=0, description="seconds the circuit stays open")
+    llm_keep_alive: Annotated[str, BeforeValidator(_keep_alive)] = Field(
+        "30m", description="Ollama API: how long the model stays loaded after a call (e.g. 30m, 24h, -1: "
+                           "for ever); Ollama unloads an idle model after 5m otherwise")
+    llm_tool_choice: Literal["", "auto", "required", "none"] = Field(
+        "", description="tool_choice sent to an OpenAI-compatible server (unset: not sent; servers not started "
+                        "for tool choice refuse it)")
+    llm_max_tokens: int = Field(256, ge=16, description="longest answer the model may write (a tool call needs "
+                                                        "a few dozen tokens)")
 
 
 class ReasoningSettings(_Group):
@@ -153,11 +176,13 @@ class ReasoningSettings(_Group):
 
 class FunctionSettings(_Group):
     dry_run: Flag = Field(True, description="true: nothing is written (dryRun=All); false: act when the trigger says so")
+    policy_path: Path | None = Field(None, description="policy.yaml, re-applied before acting (default: the packaged "
+                                                       "policy)")
     function: str | None = Field(None, description="serve only this function (default: all)")
     kubeconfig: str | None = Field(None, description="kubeconfig file (unset: the ServiceAccount in a pod, else no "
                                                      "cluster and dry-run only)")
-    state_dir: Path | None = Field(None, description="remember answered trigger ids in a SQLite file here "
-                                                     "(unset: in memory)")
+    state_dir: Path | None = Field(None, description="remember answered trigger ids (SQLite) and keep the audit "
+                                                     "log here; required unless FUNCTION_LOCAL_MODE")
     idempotency_max: int = Field(10_000, ge=1, description="trigger ids remembered")
     k_sink: str | None = Field(None, description="also POST each result event here (Knative SinkBinding)")
     result_sink: str | None = Field(None, description="same as K_SINK, outside Knative")
@@ -170,6 +195,41 @@ class FunctionSettings(_Group):
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
+
+
+_MAX_AGE = Field(300.0, gt=0, description="seconds a signed trigger or result stays acceptable (signed at each "
+                                          "delivery attempt)")
+
+
+class AgentKeySettings(_Group):
+    """The agent's keys (Kubernetes Secrets mounted under /var/run/secrets/agent-sre/)."""
+
+    agent_signing_key: Path | None = Field(None, description="the agent's Ed25519 private key (PEM): signs triggers "
+                                                             "and audit checkpoints; required with BROKER_URL")
+    function_public_keys: str | None = Field(None, description="the functions' public keys (PEM files, comma-separated, "
+                                                               "or a directory; at most two): results and dead "
+                                                               "letters must be signed by one; required with BROKER_URL")
+    agent_public_keys: str | None = Field(None, description="the agent's public keys (at most two): dead-lettered "
+                                                            "triggers and audit checkpoints signed by a previous key")
+    audit_hmac_key: Path | None = Field(None, description="key of the audit log's HMAC chain (at least 32 bytes); "
+                                                          "required in execute mode")
+    trigger_max_age_s: float = _MAX_AGE
+
+
+class FunctionKeySettings(_Group):
+    """The functions' keys (Kubernetes Secrets mounted under /var/run/secrets/agent-sre/)."""
+
+    function_signing_key: Path | None = Field(None, description="the functions' Ed25519 private key (PEM): signs "
+                                                                "result events; required unless FUNCTION_LOCAL_MODE")
+    agent_public_keys: str | None = Field(None, description="the agent's public keys (PEM files, comma-separated, or "
+                                                            "a directory; at most two): triggers must be signed by "
+                                                            "one; required unless FUNCTION_LOCAL_MODE")
+    audit_hmac_key: Path | None = Field(None, description="key of the functions' audit log chain (STATE_DIR/"
+                                                          "functions-audit.jsonl)")
+    function_local_mode: Literal["dry-run-only"] | None = Field(
+        None, description="dry-run-only: serve without keys or STATE_DIR, unsigned triggers accepted, nothing "
+                          "ever written (local experiments)")
+    trigger_max_age_s: float = _MAX_AGE
 
 
 class CollectSettings(_Group):
@@ -204,13 +264,14 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, IncidentSettings, RunbookSettings, TRMSettings,
-              LLMSettings),
-    "serve-function": (ServerSettings, FunctionSettings),
+    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, IncidentSettings,
+              RunbookSettings, TRMSettings, LLMSettings),
+    "serve-function": (ServerSettings, FunctionSettings, FunctionKeySettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
     "select": (RunbookSettings, TRMSettings, LLMSettings),
     "demo": (RunbookSettings, TRMSettings, LLMSettings),
-    "history": (StateSettings,),
+    "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
+    "history": (StateSettings, AgentKeySettings),
     "outbox": (StateSettings,),
     "dataset collect": (CollectSettings,),
 }

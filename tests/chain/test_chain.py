@@ -50,16 +50,26 @@ def test_prometheus_down_is_a_two_step_plan():
     assert d.plan[1].from_previous == ["name", "namespace"]
 
 
-def test_unreconcilable_flux_kind_gets_no_action():
+def test_unreconcilable_flux_kind_gets_no_action_from_the_runbook_itself():
     d = RULES.decide(alert("FluxReconciliationFailure", kind="Bucket", name="b", namespace="flux-system"))
-    assert d.lambda_function is None and d.method is Method.NONE
-    assert any("no case matches" in r for r in d.fallthrough)
+    assert d.lambda_function is None and d.method is Method.RULES
+    assert "no case matches" in d.reasoning and "escalate" in d.reasoning
 
 
-def test_missing_label_falls_through_to_no_action():
+def test_missing_label_gives_no_action_not_a_guess():
     d = RULES.decide(alert("PodCrashLoopBackOff", namespace="media"))
-    assert d.lambda_function is None
-    assert any("lacks labels for name" in r for r in d.fallthrough)
+    assert d.lambda_function is None and d.method is Method.RULES
+    assert "lacks labels for name" in d.reasoning
+
+
+@pytest.mark.parametrize("suspended", ["true", "True"])
+def test_suspended_flux_object_is_not_reconciled(suspended):
+    d = RULES.decide(alert("FluxReconciliationFailure", kind="HelmRelease", name="grafana",
+                           exported_namespace="monitoring", suspended=suspended))
+    assert d.lambda_function is None and d.method is Method.RULES and "no case matches" in d.reasoning
+    d = RULES.decide(alert("FluxReconciliationFailure", kind="HelmRelease", name="grafana",
+                           exported_namespace="monitoring", suspended="false"))
+    assert d.lambda_function == "flux-reconcile-helmrelease"
 
 
 def test_resolved_alert_never_gets_a_remediation_even_with_annotation():

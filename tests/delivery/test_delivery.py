@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from agent_sre import audit, ce
+from agent_sre import audit, ce, signing
 from agent_sre import policy as pol
 from agent_sre.agent import Agent
 from agent_sre.audit import Audit, verify
@@ -28,6 +28,7 @@ from agent_sre.state import SQLiteState
 from tests.gate.support import alert, alert_doc, data, webhook
 from tests.delivery.sinks import StatusSink
 from tests.helpers import serve_asgi
+from tests.keys import AGENT, agent_trust, by_functions
 
 EXECUTE = pol.parse("mode: execute\ndefaults: {cooldown_seconds: 0}\nfunctions: {pod-restart: {cooldown_seconds: 0}}")
 
@@ -43,7 +44,7 @@ def make_agent(tmp_path, url, retry=None, **kw):
     return Agent(chain=Chain([AnnotationStage(), RuleStage()]), broker=HTTPBroker(url, timeout=2.0),
                  gate=Gate(policy=kw.pop("policy", EXECUTE), state=SQLiteState(tmp_path / "state.db")),
                  outbox=Outbox(tmp_path / "outbox.db"), audit=Audit(tmp_path / "audit.jsonl"),
-                 retry=retry or Retry(0.05, 0.4, 50), poll_s=0.02, **kw)
+                 retry=retry or Retry(0.05, 0.4, 50), poll_s=0.02, trust=kw.pop("trust", agent_trust()), **kw)
 
 
 def crash(i=0, **extra):
@@ -97,6 +98,11 @@ def test_broker_down_then_up_delivers_everything_exactly_once_in_effect(tmp_path
     assert min(tries.values()) >= 3  # it really did retry each one
     # the ids are the decision's, so a function that remembers ids acts once for all the retries
     assert {e.get_id() for e in sink.events()} == set(tries)
+    # each attempt was signed when it was sent: its own time, a valid signature, the same id
+    ring = signing.KeyRing([AGENT.public])
+    attempts = [e for e in sink.events(accepted_only=False) if e.get_id() == next(iter(tries))]
+    assert len({e.get_attributes()["time"] for e in attempts}) == len(attempts) >= 3
+    assert all(signing.verify(e, ring) == AGENT.id for e in attempts)
 
 
 def test_retries_run_out_into_a_dead_letter_then_requeue(tmp_path, sink):
@@ -119,9 +125,10 @@ def test_retries_run_out_into_a_dead_letter_then_requeue(tmp_path, sink):
 
 
 def _check_result(trigger, unhealthy):
-    return result_event(trigger, {"function": "pod-check-status", "status": "success", "action": "check",
-                                  "message": "checked", "dry_run": False,
-                                  "details": {"healthy": not unhealthy, "unhealthy": unhealthy}})
+    """The check's answer, signed with the functions' key."""
+    return by_functions(result_event(trigger, {"function": "pod-check-status", "status": "success",
+                                               "action": "check", "message": "checked", "dry_run": False,
+                                               "details": {"healthy": not unhealthy, "unhealthy": unhealthy}}))
 
 
 def test_second_plan_step_survives_a_restart_and_a_duplicate_result(tmp_path, sink):

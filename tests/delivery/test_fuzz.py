@@ -79,7 +79,9 @@ def test_fuzzed_requests_never_get_a_5xx(service, path, headers, body):
     client, _ = service
     r = client.post(path, content=body, headers={k: v for k, v in headers.items() if v is not None})
     assert r.status_code < 500, (r.status_code, r.text[:300])
-    assert r.status_code in (202, 400, 413, 415, 422), r.status_code
+    # 401: a result event that is not signed by the functions (none of these is)
+    assert r.status_code in (202, 400, 413, 415, 422) or (
+        r.status_code == 401 and r.json()["error"] in ("unsigned", "bad-signature", "unknown-key")), r.status_code
     if r.status_code >= 400:
         assert r.json()["error"]  # every refusal says why
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from agent_sre import audit, ce
+from agent_sre import audit, ce, signing
 from agent_sre.events import TRIGGER
 from tests.delivery.sinks import StatusSink
 from tests.gate.support import alert, alert_doc, webhook
 from tests.helpers import free_port, wait_http
+from tests.keys import key_files
 
 POLICY = """
 mode: execute
@@ -36,7 +37,7 @@ def start(tmp: Path, sink_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "STATE_DIR": str(tmp / "state"), "BROKER_URL": sink_url, "PORT": str(port),
            "HOST": "127.0.0.1", "USE_TRM": "0", "DRY_RUN": "true", "POLICY_PATH": str(tmp / "policy.yaml"),
            "LOG_LEVEL": "warning", "RETRY_BASE_SECONDS": "0.05", "RETRY_MAX_SECONDS": "0.5",
-           "RETRY_MAX_ATTEMPTS": "100"}
+           "RETRY_MAX_ATTEMPTS": "100", **key_files(tmp / "keys")[0]}
     env.pop("LLM_URL", None)
     env.pop("REDIS_URL", None)
     exe = Path(sys.executable).with_name("agent-sre")
@@ -119,7 +120,9 @@ def test_sigkill_mid_burst_loses_no_accepted_alert_and_sends_no_second_id(tmp_pa
         print(f"accepted {len(accepted)}, delivered {len(got)} distinct ids, {resent} redelivered after the "
               f"kill (same id), {at_kill} deliveries before the kill")
         assert st["inbox"].get("dead", 0) == 0 and st["events"].get("dead", 0) == 0
-        res = audit.verify(tmp_path / "state" / "audit.jsonl")
+        keys = key_files(tmp_path / "keys")[0]  # the set start() wrote
+        res = audit.verify(tmp_path / "state" / "audit.jsonl", key=audit.load_key(keys["AUDIT_HMAC_KEY"]),
+                           ring=signing.KeyRing.load(keys["AGENT_PUBLIC_KEYS"]), require_checkpoint=True)
         assert res.ok, res.summary()
     finally:
         stop.set()

@@ -13,6 +13,8 @@ Used as a library by tests/e2e and tests/collect (no pytest import at module lev
                     with ``honor_labels`` like kube-state-metrics and the kubelet).
 * ``WebhookSink``   records every request Alertmanager (or anyone) POSTs to it.
 * ``Stack``         writes the configs, starts both binaries, waits until ready, stops them.
+* ``KnativeBroker`` the Broker and the Triggers of deploy/: 202 at ingress, asynchronous delivery
+                    without credentials, replies back into the broker, retries, dead letters.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -273,6 +276,115 @@ def trigger_router(filters: list[tuple[dict[str, str], str]]) -> Callable[[str, 
         return None
 
     return route
+
+
+def deploy_triggers(root: Path | None = None) -> list[tuple[dict[str, str], str, str]]:
+    """Every Knative Trigger under deploy/base: (filter attributes, subscriber Service, path)."""
+    out = []
+    for f in sorted((root or REPO / "deploy" / "base").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "Trigger":
+                sub = doc["spec"]["subscriber"]
+                out.append((doc["spec"]["filter"]["attributes"], sub["ref"]["name"], sub.get("uri") or "/"))
+    return out
+
+
+@dataclass
+class Delivery:
+    """One delivery attempt by the broker stand-in."""
+
+    type: str
+    id: str
+    url: str
+    status: int
+    headers: dict[str, str]
+    reply_type: str | None = None
+    answer: str = ""  # the start of the subscriber's answer body
+
+
+class _BrokerHandler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        broker: KnativeBroker = self.server.owner  # type: ignore[attr-defined]
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        ok = "ce-type" in headers and "ce-id" in headers  # the ingress takes binary-mode CloudEvents
+        self.send_response(202 if ok else 400)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        if ok:
+            broker.ingest(headers, raw)
+
+    def log_message(self, *args):
+        pass
+
+
+class KnativeBroker(_Server):
+    """A Knative Broker on loopback, with the Triggers of deploy/ (``deploy_triggers``).
+
+    Ingress answers 202 at once; each event goes, in a worker thread, to every subscriber whose
+    filter matches its attributes, without any Authorization header (Knative sends none); a
+    CloudEvent reply goes back into the broker; a subscriber that keeps failing gets ``retries``
+    more attempts, then the event goes to ``dead_letter`` with ``knativeerrordest`` and
+    ``knativeerrorcode``. ``services`` maps a subscriber Service name to its URL."""
+
+    def __init__(self, services: dict[str, str], dead_letter: str | None = None, retries: int = 2,
+                 backoff_s: float = 0.05):
+        super().__init__(_BrokerHandler)
+        self.services = services
+        self.dead_letter = dead_letter
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.triggers = deploy_triggers()
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="broker")
+        self.deliveries: list[Delivery] = []
+        self.dead: list[tuple[str, str, int]] = []  # (type, id, dead-letter sink's status)
+        self.lock = threading.Lock()
+
+    def ingest(self, headers: dict[str, str], body: bytes) -> None:
+        self.pool.submit(self._fan_out, headers, body)
+
+    def _fan_out(self, headers: dict[str, str], body: bytes) -> None:
+        ce_headers = {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"}
+        for attrs, service, path in self.triggers:
+            url = self.services.get(service)
+            if url is None or not all(headers.get(f"ce-{k}") == v for k, v in attrs.items()):
+                continue
+            self._deliver(url + path, ce_headers, body)
+
+    def _deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        status = 0
+        for attempt in range(self.retries + 1):
+            try:
+                r = httpx.post(url, headers=headers, content=body, timeout=30)
+                status = r.status_code
+            except httpx.HTTPError:
+                status = 0
+            reply = {k.lower(): v for k, v in r.headers.items()} if status else {}
+            with self.lock:
+                self.deliveries.append(Delivery(headers.get("ce-type", ""), headers.get("ce-id", ""), url, status,
+                                                dict(headers), reply.get("ce-type"),
+                                                r.content[:300].decode("utf-8", "replace") if status else ""))
+            if 200 <= status < 300:
+                if "ce-type" in reply and r.content:
+                    self.ingest(reply, r.content)  # the reply goes back into the broker
+                return
+            time.sleep(self.backoff_s * 2 ** attempt)
+        if self.dead_letter:
+            dl = {**headers, "ce-knativeerrordest": url, "ce-knativeerrorcode": str(status)}
+            try:
+                code = httpx.post(self.dead_letter, headers=dl, content=body, timeout=30).status_code
+            except httpx.HTTPError:
+                code = 0
+            with self.lock:
+                self.dead.append((headers.get("ce-type", ""), headers.get("ce-id", ""), code))
+
+    def snapshot(self) -> list[Delivery]:
+        with self.lock:
+            return list(self.deliveries)
+
+    def stop(self) -> None:
+        super().stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- rule files

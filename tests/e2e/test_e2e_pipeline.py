@@ -53,7 +53,8 @@ def _trigger_filters(function_url: str) -> list[tuple[dict[str, str], str]]:
 
 def _serve(name: str, args: list[str], work: Path, env: dict[str, str]) -> tuple[harness.Process, str]:
     port = harness.free_port()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "LLM_", "REDIS", "BROKER", "AUTH"))}
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("KUBE", "LLM_", "REDIS", "BROKER", "AUTH", "AGENT_", "FUNCTION_", "AUDIT_"))}
     proc = harness.start_process(name, [str(AGENT_SRE), *args], work, env={**base_env, "PORT": str(port),
                                                                           "HOST": "127.0.0.1", **env})
     return proc, f"http://127.0.0.1:{port}"
@@ -65,7 +66,8 @@ def _healthy(p: harness.Process, url: str) -> bool:
     return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
 
 
-def test_alert_to_function_and_resolution(tmp_path):
+def test_alert_to_function_and_resolution(tmp_path, keyset):
+    agent_keys, function_keys = keyset
     missing = harness.binaries_missing()
     assert not missing, f"{missing} missing: run .ci/install-system-deps.sh"
     assert AGENT_SRE.exists(), f"{AGENT_SRE} missing: pip install -e ."
@@ -83,13 +85,14 @@ def test_alert_to_function_and_resolution(tmp_path):
         try:
             # No cluster and no kubeconfig: the function runs offline, in dry-run.
             fn_proc, fn_url = _serve("function", ["serve-function"], tmp_path,
-                                     {"FUNCTION": FUNCTION, "DRY_RUN": "true", "HOME": str(tmp_path)})
+                                     {"FUNCTION": FUNCTION, "DRY_RUN": "true", "HOME": str(tmp_path),
+                                      "STATE_DIR": str(tmp_path / "function-state"), **function_keys})
             procs.append(fn_proc)
             broker = harness.Relay(harness.trigger_router(_trigger_filters(fn_url))).start()
             agent_proc, agent_url = _serve("agent", ["serve"], tmp_path, {
                 "BROKER_URL": broker.url, "USE_TRM": "false", "DRY_RUN": "true", "AUTH_TOKEN": TOKEN,
                 "POLICY_PATH": str(_policy_from_deploy(tmp_path / "policy.yaml")), "STATE_DIR": str(state),
-                "RETRY_BASE_SECONDS": "0.2"})
+                "RETRY_BASE_SECONDS": "0.2", **agent_keys})
             procs.append(agent_proc)
             wire = harness.Relay(lambda path, headers: agent_url, keep_path=True).start()
             for p, url in ((fn_proc, fn_url), (agent_proc, agent_url)):
@@ -134,6 +137,8 @@ def test_alert_to_function_and_resolution(tmp_path):
             assert trig.target == fn_url and trig.status == 200, (trig.status, trig.reply)
             assert trig.reply_headers["ce-type"] == "io.homelab.agent-sre.lambda.completed", trig.reply_headers
             assert trig.reply["dry_run"] is True and trig.reply["status"] in ("success", "noop"), trig.reply
+            # signed both ways: the trigger by the agent's key, the reply by the functions'
+            assert trig.headers["ce-signaturekeyid"] != trig.reply_headers["ce-signaturekeyid"]
             mark(f"function replied {trig.reply['status']} (dry_run): {trig.reply.get('message', '')[:80]}", trig.t)
             triggers_before = [x for x in broker.snapshot() if x.headers.get("ce-type") == TRIGGER]
             assert len(triggers_before) == 1

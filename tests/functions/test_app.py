@@ -12,6 +12,7 @@ from cloudevents.core.v1.event import CloudEvent
 from agent_sre.functions.app import create_app
 from agent_sre.events import result_id
 from tests.helpers import EventSink, serve_asgi
+from tests.keys import by_agent, function_trust
 
 from .test_pods import PODS, deployment_chain
 
@@ -30,7 +31,9 @@ def trigger(fn="pod-restart", params=None, *, id="trig-1", dry_run=False, corr="
     return CloudEvent(attrs, data)
 
 
-def post(url, event, structured=False, path="/"):
+def post(url, event, structured=False, path="/", signed=True):
+    """POST ``event``, signed by the agent's key unless ``signed`` is false."""
+    event = by_agent(event) if signed else event
     msg = to_structured_event(event) if structured else to_binary_event(event)
     return httpx.post(url + path, headers=msg.headers, content=msg.body, timeout=20)
 
@@ -41,13 +44,13 @@ def parse(resp):
 
 @pytest.fixture
 def served(runner):
-    with serve_asgi(create_app(runner=runner, sink="")) as url:
+    with serve_asgi(create_app(runner=runner, sink="", trust=function_trust())) as url:
         yield url
 
 
 def test_binary_trigger_acts_and_replies_with_result_event_and_sink(cluster, runner):
     deployment_chain(cluster)
-    with EventSink() as sink, serve_asgi(create_app(runner=runner, sink=sink.url)) as url:
+    with EventSink() as sink, serve_asgi(create_app(runner=runner, sink=sink.url, trust=function_trust())) as url:
         r = post(url, trigger())
         assert r.status_code == 200, r.text
         assert r.headers["ce-type"] == "io.homelab.agent-sre.lambda.completed"  # binary mode reply
@@ -130,7 +133,7 @@ def test_a_query_override_that_is_not_a_boolean_is_refused(cluster, served):
 
 
 def test_a_body_over_the_limit_is_refused(runner):
-    with serve_asgi(create_app(runner=runner, sink="", max_body=2048)) as url:
+    with serve_asgi(create_app(runner=runner, sink="", max_body=2048, trust=function_trust())) as url:
         ev = trigger(id="big", reasoning="x" * 4096)
         r = post(url, ev)
         assert r.status_code == 413 and r.json()["error"] == "too-large"
@@ -162,18 +165,18 @@ def test_bad_events_are_refused_with_4xx(cluster, served, case, status, reason):
         r = post(served, trigger(params={"name": "Not_A_Name!", "namespace": "shop"}))
     else:
         ev = trigger()
-        r = post(served, CloudEvent(ev.get_attributes(), "just text"))
+        r = post(served, CloudEvent(ev.get_attributes(), b'["just", "a", "list"]'))
     assert r.status_code == status, r.text
     assert r.json()["error"] == reason
     assert cluster.writes() == []
 
 
 def test_single_function_service_refuses_others(cluster, runner):
-    with serve_asgi(create_app("check-pvc-status", runner=runner, sink="")) as url:
+    with serve_asgi(create_app("check-pvc-status", runner=runner, sink="", trust=function_trust())) as url:
         r = post(url, trigger())
         assert r.status_code == 404 and "serves only check-pvc-status" in r.json()["message"]
     with pytest.raises(Exception):
-        create_app("no-such-function", runner=runner)
+        create_app("no-such-function", runner=runner, trust=function_trust())
 
 
 def test_health_ready_metrics(cluster, served):
@@ -192,7 +195,8 @@ def test_health_ready_metrics(cluster, served):
 def test_readyz_not_ready_without_cluster_outside_dry_run():
     from agent_sre.settings import FunctionSettings
     from agent_sre.functions.runner import Runner
-    app = create_app(runner=Runner(FunctionSettings(dry_run=False), api_client=None), sink="")
+    app = create_app(runner=Runner(FunctionSettings(dry_run=False), api_client=None), sink="",
+                     trust=function_trust())
     with serve_asgi(app) as url:
         r = httpx.get(url + "/readyz")
         assert r.status_code == 503 and r.json()["cluster"] == "offline"

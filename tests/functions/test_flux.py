@@ -78,11 +78,34 @@ def test_suspended_object_is_refused_and_untouched(cluster, runner):
     assert "annotations" not in cluster.get(KS, "flux-system", "apps")["metadata"]
 
 
-def test_missing_object_is_an_error(cluster, runner):
+def test_a_missing_object_is_a_noop(cluster, runner):
     cluster.add(KS, "flux-system", ks(name="other"))
     res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
-    assert res["status"] == "error" and "not found" in res["message"]
+    assert res["status"] == "noop" and "does not exist" in res["message"]
     assert cluster.writes() == []
+
+
+def ready(obj, generation=3, observed=3):
+    obj["metadata"]["generation"] = generation
+    obj["status"] = {"observedGeneration": observed, "conditions": [
+        {"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "Applied"}]}
+    return obj
+
+
+def test_a_ready_and_current_object_is_not_reconciled(cluster, runner):
+    cluster.add(KS, "flux-system", ready(ks()))
+    res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=False)
+    assert res["status"] == "noop" and "is Ready (ReconciliationSucceeded) at generation 3" in res["message"]
+    assert cluster.writes() == []
+
+
+@pytest.mark.parametrize("obj", [ready(ks(), generation=4, observed=3),       # stale: spec changed, not seen
+                                 {**ks(), "status": {}}])                      # no Ready condition yet
+def test_a_stale_or_unknown_object_is_reconciled(cluster, runner, obj):
+    cluster.add(KS, "flux-system", obj)
+    res = runner.run("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, dry_run=True)
+    assert res["status"] == "success", res
+    assert len(patches(cluster)) == 1
 
 
 def test_dry_run_sends_server_side_dry_run_and_persists_nothing(cluster, runner):

@@ -13,7 +13,7 @@ EVENTS = "v1/events"
 
 
 def pod(name, *, owner=None, labels=None, phase="Running", ready=True, waiting=None, restarts=0, last=None,
-        deleting=False):
+        deleting=False, finished=None):
     meta = {"name": name, "labels": labels or {"app": "web"}}
     if owner:
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "uid": "o-1",
@@ -24,19 +24,32 @@ def pod(name, *, owner=None, labels=None, phase="Running", ready=True, waiting=N
           "state": {"waiting": {"reason": waiting}} if waiting else {"running": {"startedAt": "2026-11-25T10:00:00Z"}}}
     if last:
         cs["lastState"] = {"terminated": {"reason": last, "exitCode": 137}}
+        if finished:
+            cs["lastState"]["terminated"]["finishedAt"] = finished
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"containers": [{"name": "app", "image": "nginx"}], "terminationGracePeriodSeconds": 30},
             "status": {"phase": phase, "containerStatuses": [cs],
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
-def deployment_chain(cluster, ns="shop"):
+def crashing(name, owner=("ReplicaSet", "web-7d9f"), **kw):
+    """A controller-owned pod in CrashLoopBackOff: what pod-restart is for."""
+    return pod(name, owner=owner, ready=False, waiting="CrashLoopBackOff", restarts=5, last="Error", **kw)
+
+
+# a workload whose controller counts pods that are not ready (what a rollout restart is for)
+UNREADY = {"replicas": 2, "readyReplicas": 1, "unavailableReplicas": 1, "desiredNumberScheduled": 2,
+           "numberReady": 1, "numberUnavailable": 1}
+
+
+def deployment_chain(cluster, ns="shop", sick=True):
     cluster.add(DEP, ns, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
                           "spec": {"template": {"metadata": {"labels": {"app": "web"}}}}})
     cluster.add(RS, ns, {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
         "name": "web-7d9f", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
                                                  "uid": "d-1", "controller": True}]}})
-    return cluster.add(PODS, ns, pod("web-7d9f-abcde", owner=("ReplicaSet", "web-7d9f")))
+    return cluster.add(PODS, ns, crashing("web-7d9f-abcde") if sick else pod("web-7d9f-abcde",
+                                                                                   owner=("ReplicaSet", "web-7d9f")))
 
 
 # ------------------------------------------------------------------------------------ pod-restart
@@ -102,8 +115,8 @@ def test_missing_pod_is_an_error(cluster, runner):
                                                   ("statefulset", STS, "statefulsets"),
                                                   ("daemonset", DS, "daemonsets")])
 def test_rollout_restart_patches_template_annotation(cluster, runner, kind, res_path, plural):
-    cluster.add(res_path, "shop", {"metadata": {"name": "web"}, "spec": {"template": {"metadata": {
-        "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}})
+    cluster.add(res_path, "shop", {"metadata": {"name": "web"}, "spec": {"replicas": 2, "template": {"metadata": {
+        "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}, "status": UNREADY})
     res = runner.run("pod-restart", {"name": "web", "namespace": "shop", "type": kind}, dry_run=False)
     assert res["status"] == "success", res
     [p] = cluster.writes()
@@ -126,7 +139,7 @@ def test_paused_deployment_is_refused(cluster, runner):
 
 
 def test_rollout_restart_dry_run(cluster, runner):
-    cluster.add(DEP, "shop", {"metadata": {"name": "web"}, "spec": {"template": {"metadata": {}}}})
+    cluster.add(DEP, "shop", {"metadata": {"name": "web"}, "spec": {"template": {"metadata": {}}}, "status": UNREADY})
     res = runner.run("pod-restart", {"name": "web", "namespace": "shop", "type": "deployment"}, dry_run=True)
     [p] = cluster.writes()
     assert p.params == {"dryRun": "All"}
@@ -203,9 +216,9 @@ def test_check_no_match_is_not_healthy_but_names_nothing(cluster, runner):
 def test_delete_carries_uid_precondition_so_a_replacement_pod_survives(cluster, runner):
     """The pod read (uid old) was replaced by a new pod of the same name (uid new) before the delete:
     the API server refuses the delete (409) and the new pod lives."""
-    cluster.add(PODS, "shop", {**pod("web-0", owner=("StatefulSet", "web")),
-                               "metadata": {**pod("web-0", owner=("StatefulSet", "web"))["metadata"], "uid": "new"}})
-    stale = pod("web-0", owner=("StatefulSet", "web"))
+    sts = ("StatefulSet", "web")
+    cluster.add(PODS, "shop", {**crashing("web-0", sts), "metadata": {**crashing("web-0", sts)["metadata"], "uid": "new"}})
+    stale = crashing("web-0", sts)
     stale["metadata"]["uid"] = "old"
     stale["metadata"]["namespace"] = "shop"
     cluster.on_loop(lambda: cluster.em["get /api/v1/namespaces/shop/pods/web-0"] << stale)
@@ -214,3 +227,41 @@ def test_delete_carries_uid_precondition_so_a_replacement_pod_survives(cluster, 
     [d] = cluster.writes()
     assert d.data["preconditions"] == {"uid": "old"}
     assert cluster.get(PODS, "shop", "web-0")["metadata"]["uid"] == "new"
+
+
+# ------------------------------------------------------------------------ live preconditions
+def test_a_healthy_pod_is_not_restarted(cluster, runner):
+    deployment_chain(cluster, sick=False)
+    res = runner.run("pod-restart", {"name": "web-7d9f-abcde", "namespace": "shop"}, dry_run=False)
+    assert res["status"] == "noop" and "healthy now" in res["message"]
+    assert cluster.writes() == [] and cluster.get(PODS, "shop", "web-7d9f-abcde") is not None
+
+
+@pytest.mark.parametrize("finished,restarted", [("2026-11-25T11:58:00Z", True),    # 2 minutes before NOW
+                                                ("2026-11-25T10:00:00Z", False)])  # 2 hours before
+def test_a_ready_pod_that_restarted_recently_counts_as_unhealthy(cluster, runner, finished, restarted):
+    cluster.add(PODS, "shop", pod("web-1", owner=("StatefulSet", "web"), restarts=9, last="Error", finished=finished))
+    res = runner.run("pod-restart", {"name": "web-1", "namespace": "shop"}, dry_run=False)
+    assert res["status"] == ("success" if restarted else "noop"), res
+    assert (cluster.get(PODS, "shop", "web-1") is None) is restarted
+    if restarted:
+        assert res["details"]["unhealthy"] == "app: restarted 120s ago"
+
+
+@pytest.mark.parametrize("kind,res_path,status", [
+    ("deployment", DEP, {"replicas": 2, "readyReplicas": 2}),
+    ("statefulset", STS, {"replicas": 3, "readyReplicas": 3}),
+    ("daemonset", DS, {"desiredNumberScheduled": 4, "numberReady": 4, "numberUnavailable": 0}),
+])
+def test_a_workload_whose_pods_are_all_ready_is_not_restarted(cluster, runner, kind, res_path, status):
+    replicas = {"replicas": status.get("replicas", 1)} if kind != "daemonset" else {}
+    cluster.add(res_path, "shop", {"metadata": {"name": "web"}, "spec": {**replicas, "template": {}}, "status": status})
+    res = runner.run("pod-restart", {"name": "web", "namespace": "shop", "type": kind}, dry_run=False)
+    assert res["status"] == "noop" and "no unhealthy pods" in res["message"]
+    assert cluster.writes() == []
+
+
+def test_a_workload_scaled_to_zero_is_not_restarted(cluster, runner):
+    cluster.add(DEP, "shop", {"metadata": {"name": "web"}, "spec": {"replicas": 0, "template": {}}, "status": {}})
+    res = runner.run("pod-restart", {"name": "web", "namespace": "shop", "type": "deployment"}, dry_run=False)
+    assert res["status"] == "noop" and cluster.writes() == []

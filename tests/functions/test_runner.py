@@ -73,7 +73,7 @@ def test_run_function_in_process_offline(monkeypatch, tmp_path):
 
 
 def test_kubeconfig_from_environment(cluster, monkeypatch):
-    deployment_chain(cluster)
+    deployment_chain(cluster, sick=False)
     monkeypatch.setenv("KUBECONFIG", cluster.kubeconfig)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("DRY_RUN", "false")

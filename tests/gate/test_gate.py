@@ -66,14 +66,17 @@ def test_invented_name_in_the_right_namespace_is_refused():
 
 
 @pytest.mark.parametrize("selector,ok", [
-    ("app.kubernetes.io/name=prometheus", True),           # value backed by a label value
-    ("job=prometheus", True),                               # exact key=value in the labels
-    ("app.kubernetes.io/name=prometheus,tier=db", False),   # one term not backed
-    ("app!=prometheus", False),                             # != widens the selection
+    ("job=prometheus", True),                                   # exact key=value in the labels
+    ("app.kubernetes.io/name=prometheus", True),                # kube-state-metrics: label_app_kubernetes_io_name
+    ("app_kubernetes_io_component=server", True),               # the Prometheus spelling of the key
+    ("app=prometheus", False),                                  # the value is there, under another key
+    ("app.kubernetes.io/name=prometheus,tier=db", False),       # one term not backed
+    ("app!=prometheus", False),                                 # != widens the selection
     ("app=payments", False),
 ])
-def test_selector_terms_must_be_backed_by_the_alert(selector, ok):
-    a = alert(alertname="PrometheusServiceDown", namespace="monitoring", job="prometheus")
+def test_selector_terms_must_be_backed_by_the_alert_key_and_value(selector, ok):
+    a = alert(alertname="PrometheusServiceDown", namespace="monitoring", job="prometheus",
+              label_app_kubernetes_io_name="prometheus", app_kubernetes_io_component="server")
     out, rec = run(lambda _: ("pod-check-status", {"namespace": "monitoring", "selector": selector}, 1.0), a)
     assert out.verdict.allowed is ok, out.verdict.reason
     assert len(rec.triggers) == (1 if ok else 0)
@@ -172,7 +175,8 @@ def test_dry_run_overrides_policy_mode_but_never_loosens_suggest(tmp_path):
 def test_the_agent_reads_dry_run_one_way(tmp_path, value, mode):
     f = tmp_path / "p.yaml"
     f.write_text("mode: execute\n")  # the policy would execute: only DRY_RUN=false lets it
-    env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(f), **({} if value is None else {"DRY_RUN": value})}
+    env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(f), "AUDIT_HMAC_KEY": audit_key(tmp_path),
+           **({} if value is None else {"DRY_RUN": value})}
     agent = agent_from_env(env, chain=NO_STAGES)
     assert agent.gate.mode == mode
     agent.stop()
@@ -184,8 +188,37 @@ def test_an_unknown_dry_run_value_is_an_error_naming_it(tmp_path, value):
         agent_from_env({"STATE_DIR": str(tmp_path), "DRY_RUN": value}, chain=NO_STAGES)
 
 
+def audit_key(tmp_path) -> str:
+    (tmp_path / "audit-hmac.key").write_text("k" * 64)
+    return str(tmp_path / "audit-hmac.key")
+
+
+def test_execute_without_a_tamper_evident_audit_refuses_to_start(tmp_path):
+    base = {"STATE_DIR": str(tmp_path), "DRY_RUN": "false"}
+    with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY is unset but the gate would execute"):
+        agent_from_env(base, chain=NO_STAGES)
+    (tmp_path / "short.key").write_text("too short")
+    with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY=.*at least 32 bytes"):
+        agent_from_env({**base, "AUDIT_HMAC_KEY": str(tmp_path / "short.key")}, chain=NO_STAGES)
+    assert agent_from_env({**base, "AUDIT_HMAC_KEY": audit_key(tmp_path)}, chain=NO_STAGES).audit.key == b"k" * 64
+
+
+def test_with_a_broker_the_agent_needs_its_keys(tmp_path):
+    from tests.keys import key_files
+
+    keys, _ = key_files(tmp_path / "keys")
+    base = {"STATE_DIR": str(tmp_path), "BROKER_URL": "http://127.0.0.1:9/", **keys}
+    agent = agent_from_env(base, chain=NO_STAGES)
+    assert agent.trust.key.id == agent.audit.signer.id and len(agent.trust.peers) == 1
+    for var in ("AGENT_SIGNING_KEY", "FUNCTION_PUBLIC_KEYS"):
+        with pytest.raises(SettingsError, match=f"{var} is unset but BROKER_URL is set"):
+            agent_from_env({k: v for k, v in base.items() if k != var}, chain=NO_STAGES)
+    # no broker: the embedded one, with its own in-memory pair
+    assert agent_from_env({"STATE_DIR": str(tmp_path)}, chain=NO_STAGES).trust.key.id != agent.trust.key.id
+
+
 def test_execute_without_intake_authentication_refuses_to_start(tmp_path, caplog):
-    base = {"STATE_DIR": str(tmp_path)}
+    base = {"STATE_DIR": str(tmp_path), "AUDIT_HMAC_KEY": audit_key(tmp_path)}
     with pytest.raises(SettingsError, match="AUTH_TOKEN"):
         app_from_env({**base, "DRY_RUN": "false"}, chain=NO_STAGES)
     assert app_from_env({**base, "DRY_RUN": "false", "AUTH_TOKEN": "s3cret"}, chain=NO_STAGES).state.agent.gate.mode \
@@ -273,18 +306,49 @@ def test_restart_target_must_come_from_a_label_naming_that_kind(labels, params, 
     assert out.verdict.allowed is ok, out.verdict.reason
 
 
-def test_provenance_applies_to_models_only_by_default_and_to_all_when_asked():
-    a = alert(alertname="SomethingWrong", namespace="apps", service="web")
-    annotated = alert(alertname="SomethingWrong", namespace="apps", service="web", annotations={
-        "lambda_function": "pod-restart", "lambda_parameters": '{"name": "web", "namespace": "apps", "type": "deployment"}'})
+def annotated(params: str, **labels):
     from agent_sre.chain.annotations import AnnotationStage
 
-    agent = Agent(chain=Chain([AnnotationStage()]), broker=Recorder(), gate=Gate())
-    [out] = agent.handle_alerts([annotated])
-    assert out.verdict.allowed, out.verdict.reason  # a person wrote that mapping
-    strict = Gate(policy=Policy(provenance="all"))
-    agent = Agent(chain=Chain([AnnotationStage()]), broker=Recorder(), gate=strict)
-    [out] = agent.handle_alerts([annotated])
-    assert not out.verdict.allowed and out.verdict.code == "target"
+    a = alert(alertname=labels.pop("alertname", "SomethingWrong"),
+              annotations={"lambda_function": "pod-restart", "lambda_parameters": params}, **labels)
+    rec = Recorder()
+    [out] = Agent(chain=Chain([AnnotationStage()]), broker=rec, gate=Gate()).handle_alerts([a])
+    return out, rec
+
+
+@pytest.mark.parametrize("labels,params,ok", [
+    # the rule author's template took the name from a label that names a deployment: fine
+    ({"namespace": "apps", "deployment": "web"}, '{"name": "web", "namespace": "apps", "type": "deployment"}', True),
+    # ... from `service`, `job` or `alertname`: the right string maybe, but not a deployment's name
+    ({"namespace": "apps", "service": "web"}, '{"name": "web", "namespace": "apps", "type": "deployment"}', False),
+    ({"namespace": "apps", "job": "web"}, '{"name": "web", "namespace": "apps", "type": "deployment"}', False),
+    ({"alertname": "web", "namespace": "apps", "pod": "x"}, '{"name": "web", "namespace": "apps", "type": "deployment"}',
+     False),
+    # the namespace must come from a namespace label too
+    ({"cluster": "apps", "deployment": "web"}, '{"name": "web", "namespace": "apps", "type": "deployment"}', False),
+    ({"exported_namespace": "apps", "deployment": "web"}, '{"name": "web", "namespace": "apps", "type": "deployment"}',
+     True),
+])
+def test_the_annotation_path_takes_targets_only_from_labels_that_name_them(labels, params, ok):
+    out, rec = annotated(params, **labels)
+    assert out.decision.method.value == "static_annotation"
+    assert out.verdict.allowed is ok, out.verdict.reason
+    assert len(rec.triggers) == (1 if ok else 0)
+    if not ok:
+        assert out.verdict.code == "target" and "none of which names" in out.verdict.reason
+
+
+def test_provenance_covers_models_and_annotations_by_default_rules_when_asked_and_nothing_when_off():
+    a = alert(alertname="SomethingWrong", namespace="apps", service="web")
     out, _ = run(lambda _: ("pod-restart", {"name": "web", "namespace": "apps", "type": "deployment"}, 0.99), a)
     assert not out.verdict.allowed
+    lax = Gate(policy=Policy(provenance="off"))
+    out, _ = run(lambda _: ("pod-restart", {"name": "web", "namespace": "apps", "type": "deployment"}, 0.99), a, lax)
+    assert out.verdict.allowed, out.verdict.reason
+    from agent_sre.chain.rules import RuleStage
+
+    crash = alert(namespace="apps", pod="web-1")  # a runbook rule: its mapping (name <- pod) is reviewed
+    for how in ("models", "all"):
+        agent = Agent(chain=Chain([RuleStage()]), broker=Recorder(), gate=Gate(policy=Policy(provenance=how)))
+        [out] = agent.handle_alerts([crash])
+        assert out.decision.method.value == "rule_based" and out.verdict.allowed, out.verdict.reason

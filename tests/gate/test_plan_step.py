@@ -14,6 +14,7 @@ from agent_sre.events import ESCALATION, TRIGGER, result_event
 from agent_sre.gate import Gate
 from agent_sre.state import SQLiteState
 from tests.gate.support import FakeModel, Recorder, alert, data
+from tests.keys import agent_trust, by_functions
 
 PLAN = [{"lambda_function": "pod-check-status"},
         {"lambda_function": "pod-restart", "parameters": {"type": "pod"}, "from_previous": ["name", "namespace"]}]
@@ -25,7 +26,8 @@ def make(policy: str = "mode: execute", state: SQLiteState | None = None) -> tup
     """An inline agent proposing the two-step plan, with every ``_step`` call's index recorded."""
     rec = Recorder()
     agent = Agent(chain=Chain([FakeModel(lambda _: ("pod-check-status", {"namespace": "monitoring"}, 1.0, PLAN))]),
-                  broker=rec, gate=Gate(policy=pol.parse(policy + "\ndefaults: {cooldown_seconds: 0}"), state=state))
+                  broker=rec, gate=Gate(policy=pol.parse(policy + "\ndefaults: {cooldown_seconds: 0}"), state=state),
+                  trust=agent_trust())
     steps: list[int] = []
     inner = agent._step
 
@@ -42,10 +44,10 @@ def check_result(trigger, unhealthy, rid: str | None = None):
                                 "message": "checked", "dry_run": False,
                                 "details": {"healthy": not unhealthy, "unhealthy": unhealthy}})
     if rid is None:
-        return ev
+        return by_functions(ev)
     # another run of the check: the same answer under a result id of its own
-    return make_event(ev.get_type(), ev.get_source(), data(ev), id=rid,
-                      extensions={"correlationid": ev.get_attributes()["correlationid"]})
+    return by_functions(make_event(ev.get_type(), ev.get_source(), data(ev), id=rid,
+                                   extensions={"correlationid": ev.get_attributes()["correlationid"]}))
 
 
 def test_step_zero_and_step_n_take_the_same_path_to_a_trigger():

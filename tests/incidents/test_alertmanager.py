@@ -19,6 +19,7 @@ from agent_sre.incidents.alertmanager import AlertmanagerFeed, parse_alerts
 from agent_sre.server import app_from_env
 from tests.e2e import harness
 from tests.helpers import EventSink, serve_asgi
+from tests.keys import key_files
 
 pytestmark = pytest.mark.skipif(bool(harness.binaries_missing()), reason="Debian's alertmanager is not installed")
 
@@ -49,7 +50,8 @@ def _post(am: str, *labelsets: dict[str, str]) -> None:
 
 def test_pods_before_their_node_through_alertmanager_restart_nothing_and_page_once(tmp_path):
     with EventSink() as sink:
-        env = {"STATE_DIR": str(tmp_path / "state"), "BROKER_URL": sink.url, "INCIDENT_SETTLE_SECONDS": "4"}
+        env = {"STATE_DIR": str(tmp_path / "state"), "BROKER_URL": sink.url, "INCIDENT_SETTLE_SECONDS": "4",
+               **key_files(tmp_path / "keys")[0]}
         chain = Chain()
         app = app_from_env(env, chain=chain)
         with serve_asgi(app) as agent_url:

@@ -15,6 +15,7 @@ from agent_sre.events import ESCALATION, TRIGGER
 from agent_sre.incidents import scenarios as S
 from agent_sre.server import app_from_env
 from tests.helpers import EventSink, serve_asgi
+from tests.keys import key_files
 
 SETTLE = 2.0
 SCALE = 0.3  # the storm's clock: Alertmanager's group_wait 0.3 s, group_interval 0.6 s
@@ -32,7 +33,7 @@ def chain():
 def agent(tmp_path, chain):
     with EventSink() as sink:
         env = {"STATE_DIR": str(tmp_path), "BROKER_URL": sink.url, "INCIDENT_SETTLE_SECONDS": str(SETTLE),
-               "INCIDENT_RELEASE_SECONDS": "1"}
+               "INCIDENT_RELEASE_SECONDS": "1", **key_files(tmp_path / "keys")[0]}
         with serve_asgi(app_from_env(env, chain=chain)) as url:
             yield url, sink
 
@@ -156,7 +157,8 @@ def test_a_lone_pod_acts_after_the_settle_window(agent):
 
 def test_incidents_off_decides_each_alert_alone(tmp_path, chain):
     with EventSink() as sink:
-        env = {"STATE_DIR": str(tmp_path), "BROKER_URL": sink.url, "INCIDENTS": "false"}
+        env = {"STATE_DIR": str(tmp_path), "BROKER_URL": sink.url, "INCIDENTS": "false",
+               **key_files(tmp_path / "keys")[0]}
         with serve_asgi(app_from_env(env, chain=chain)) as url:
             httpx.post(url + "/webhook", json=_hook(NODE, POD))
             wait_drained(url)

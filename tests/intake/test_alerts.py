@@ -63,3 +63,20 @@ def test_any_json_either_parses_or_raises_intake_error(doc):
     except IntakeError:
         return
     assert all(a.labels.get("alertname") for a in alerts)
+
+
+def test_alerts_as_alertmanagers_v2_api_lists_them():
+    """``GET /api/v2/alerts`` gives status as an object and no status string: listed alerts are
+    firing (active, silenced or unprocessed) unless their endsAt has passed."""
+    listed = [{"labels": {"alertname": "KubePodCrashLooping", "pod": "p-1", "namespace": "media"},
+               "annotations": {"summary": "s"}, "startsAt": "2026-11-29T10:00:00.000Z",
+               "endsAt": "2999-01-01T00:00:00.000Z", "fingerprint": "c22c840480b18df7",
+               "updatedAt": "2026-11-29T10:00:01.000Z", "generatorURL": "http://prometheus/graph",
+               "receivers": [{"name": "agent-sre"}],
+               "status": {"state": state, "silencedBy": [], "inhibitedBy": []}}
+              for state in ("active", "suppressed", "unprocessed")]
+    alerts = parse_payload(listed)
+    assert [a.status for a in alerts] == ["firing"] * 3
+    assert alerts[0].fingerprint == "c22c840480b18df7" and alerts[0].labels["pod"] == "p-1"
+    ended = parse_payload({**listed[0], "endsAt": "2020-01-01T00:00:00.000Z"})
+    assert ended[0].status == "resolved"

@@ -10,7 +10,8 @@ from agent_sre.chain.base import Abstain
 from agent_sre.chain.llm import LLMStage
 from agent_sre.decision import InvalidProposal, Method
 from agent_sre.llm import CircuitBreaker, LLMClient, LLMConfig, detect_api, endpoint
-from agent_sre.llm.prompt import SYSTEM_PROMPT
+from agent_sre.llm.parse import functiongemma_calls
+from agent_sre.llm.prompt import SYSTEM_PROMPT, TASK
 from tests.helpers import free_port
 
 from .fakes import FakeLLM, Reply
@@ -36,19 +37,46 @@ def test_native_tool_call_becomes_a_validated_decision_and_request_is_well_forme
     assert d.parameters == {"name": "jellyfin-5c8-abcde", "namespace": "media", "type": "pod"}
     assert path == ("/api/chat" if api == "ollama" else "/v1/chat/completions")
     assert req["model"] == "functiongemma:270m" and req["stream"] is False
+    # Offered without hyphens (some servers' FunctionGemma parsers match only word names).
     names = [t["function"]["name"] for t in req["tools"]]
-    assert names == catalog.function_names()
-    restart = next(t for t in req["tools"] if t["function"]["name"] == "pod-restart")
+    assert names == [n.replace("-", "_") for n in catalog.function_names()]
+    assert all("-" not in n for n in names)
+    restart = next(t for t in req["tools"] if t["function"]["name"] == "pod_restart")
     assert "One of: pod, deployment, statefulset, daemonset" in \
         restart["function"]["parameters"]["properties"]["type"]["description"]
     assert [m["role"] for m in req["messages"]] == ["system", "user"]
+    # FunctionGemma's system turn is that sentence alone: the server appends the declarations to it.
     assert req["messages"][0]["content"] == SYSTEM_PROMPT
+    assert SYSTEM_PROMPT == "You are a model that can do function calling with the following functions"
     user = req["messages"][1]["content"]
-    assert "PodCrashLoopBackOff" in user and "pod=jellyfin-5c8-abcde" in user and "namespace=media" in user
+    assert user.startswith(TASK) and "PodCrashLoopBackOff" in user and "pod=jellyfin-5c8-abcde" in user and "namespace=media" in user
     if api == "ollama":
-        assert req["options"]["temperature"] == 0
+        assert req["options"] == {"temperature": 0, "num_predict": 256}
+        assert req["keep_alive"] == "30m"  # else Ollama unloads the model after 5 idle minutes
     else:
-        assert req["tool_choice"] == "auto" and req["temperature"] == 0
+        # No tool_choice unless configured: servers not started for it refuse the request.
+        assert "tool_choice" not in req and req["temperature"] == 0 and req["max_tokens"] == 256
+
+
+@pytest.mark.parametrize("env, ollama, openai", [
+    ({"LLM_KEEP_ALIVE": "24h", "LLM_MAX_TOKENS": "64"}, {"keep_alive": "24h", "num_predict": 64}, {"max_tokens": 64}),
+    ({"LLM_KEEP_ALIVE": "-1", "LLM_TOOL_CHOICE": "auto"}, {"keep_alive": -1}, {"tool_choice": "auto"}),
+])
+def test_keep_alive_max_tokens_and_tool_choice_come_from_the_settings(env, ollama, openai):
+    for api, want in (("ollama", ollama), ("openai", openai)):
+        cfg = LLMConfig.from_env({"LLM_URL": "http://llm:11434", "LLM_API": api, **env})
+        body = LLMClient(cfg).request_body([], [])
+        flat = {**body, **body.get("options", {})}
+        assert {k: flat.get(k) for k in want} == want, (api, body)
+
+
+@pytest.mark.parametrize("var, value", [("LLM_KEEP_ALIVE", "forever"), ("LLM_KEEP_ALIVE", "5 minutes"),
+                                        ("LLM_TOOL_CHOICE", "always"), ("LLM_MAX_TOKENS", "0")])
+def test_unusable_llm_settings_fail_closed(var, value):
+    from agent_sre.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=var):
+        LLMConfig.from_env({"LLM_URL": "http://llm:11434", var: value})
 
 
 def test_openai_arguments_as_json_string_and_ollama_arguments_as_object_both_parse():
@@ -65,6 +93,34 @@ def test_functiongemma_raw_text_call_in_content(api):
         d = stage(llm.url)(ALERT)
     assert d.lambda_function == "pod-restart" and d.parameters["name"] == "jellyfin-5c8-abcde"
     assert "functiongemma_text" in d.reasoning
+
+
+@pytest.mark.parametrize("text", [
+    "call:pod_restart{name:<escape>jellyfin-5c8-abcde<escape>,namespace:<escape>media<escape>,type:<escape>pod<escape>}",
+    "call:pod_restart{name:<escape>jellyfin-5c8-abcde<escape>,namespace:<escape>media<escape>,"
+    "type:<escape>pod<escape>}<end_function_call>",
+    "Restarting it.\ncall:pod-restart{name:<escape>jellyfin-5c8-abcde<escape>,namespace:<escape>media<escape>}",
+])
+def test_bare_functiongemma_call_without_markers_maps_back_to_the_catalog(text):
+    with FakeLLM("openai", Reply(content=text)) as llm:
+        d = stage(llm.url)(ALERT)
+    assert (d.lambda_function, d.parameters) == RESTART
+    assert "functiongemma_text" in d.reasoning
+
+
+def test_bare_call_needs_a_word_boundary_and_a_body():
+    assert functiongemma_calls("please recall:pod_restart{x:1}") == []
+    assert functiongemma_calls("call: nothing to do") == []
+    [c] = functiongemma_calls("call:check_pvc_status{name:<escape>a,b{c}<escape>,namespace:<escape>ns<escape>}")
+    assert (c.name, c.arguments) == ("check_pvc_status", {"name": "a,b{c}", "namespace": "ns"})
+
+
+def test_offered_names_map_back_and_unknown_names_stay_unknown():
+    from agent_sre.llm.prompt import catalog_name
+
+    assert catalog_name("flux_reconcile_helmrelease") == "flux-reconcile-helmrelease"
+    assert catalog_name("pod-restart") == "pod-restart"
+    assert catalog_name("pod_nuke") == "pod_nuke"
 
 
 def test_plain_json_in_text_and_underscore_spelling():

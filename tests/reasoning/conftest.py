@@ -2,12 +2,12 @@ import shutil
 
 import pytest
 
-from agent_sre.reasoning.models import random_export
+from testsupport.models import random_export
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    """A real exported TRM (untrained, tiny preset) that Predictor.load accepts."""
+    """A real exported TRM (untrained, tiny preset, ONNX graph included) that load_predictor accepts."""
     return random_export(tmp_path_factory.mktemp("models") / "tiny", "tiny", seed=0, n_alerts=600)
 
 

@@ -8,12 +8,11 @@ import httpx
 from agent_sre.agent import Agent
 from agent_sre.alerts import parse_payload
 from agent_sre.chain.annotations import AnnotationStage
-from agent_sre.chain.base import Abstain
 from agent_sre.chain.chain import Chain, build_stages
 from agent_sre.chain.llm import LLMStage
 from agent_sre.chain.rules import RuleStage
 from agent_sre.chain.trm import RemoteTRM, TRMStage
-from agent_sre.decision import Method, validated
+from agent_sre.decision import Abstain, Method, validated
 from agent_sre.reasoning.engine import DecisionEngine
 from agent_sre.reasoning.service import create_app
 from agent_sre.server import create_app as agent_app
@@ -52,12 +51,20 @@ def chain(trm_url, llm_url=None):
 def test_trm_api_url_selects_the_remote_stage(monkeypatch):
     monkeypatch.setenv("TRM_API_URL", "http://trm-reasoning:8080")
     monkeypatch.delenv("USE_TRM", raising=False)
-    st = build_stages()
-    assert isinstance(st[1], RemoteTRM) and st[1].url == "http://trm-reasoning:8080"
+    [trm] = [s for s in build_stages() if s.name == "trm"]
+    assert isinstance(trm, RemoteTRM) and trm.url == "http://trm-reasoning:8080"
     monkeypatch.setenv("USE_TRM", "false")
     assert not any(s.name == "trm" for s in build_stages())
     monkeypatch.delenv("TRM_API_URL")
     assert isinstance(TRMStage(), TRMStage)  # in-process path unchanged
+
+
+def test_the_llm_stage_is_built_only_with_llm_url(monkeypatch):
+    monkeypatch.delenv("LLM_URL", raising=False)
+    monkeypatch.setenv("USE_TRM", "false")
+    assert [s.name for s in build_stages()] == ["annotations", "rules"]
+    monkeypatch.setenv("LLM_URL", "http://ollama:11434")
+    assert [s.name for s in build_stages()] == ["annotations", "rules", "llm"]
 
 
 def test_remote_trm_decides_single_and_batched():

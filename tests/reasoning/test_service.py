@@ -9,13 +9,12 @@ import httpx
 import pytest
 
 from agent_sre.alerts import parse_payload
-from agent_sre.decision import Method, validated
+from agent_sre.chain.trm import TRMStage
+from agent_sre.decision import Abstain, Method, validated
 from agent_sre.reasoning.engine import DecisionEngine
-from agent_sre.reasoning.models import sample_alerts
 from agent_sre.reasoning.service import create_app
-from agent_sre.trm.infer import TRMStage
-from agent_sre.chain.base import Abstain
 from tests.helpers import serve_asgi
+from testsupport.models import sample_alerts
 
 ALERTS = sample_alerts(6, seed=3)
 KEYS = {"alertname", "status", "lambda_function", "parameters", "plan", "reasoning", "confidence", "method",

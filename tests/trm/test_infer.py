@@ -1,4 +1,4 @@
-"""Predictor loading/abstaining and the TRM chain stage, on a tiny model trained in the test."""
+"""Loading a predictor, abstaining, and the TRM chain stage, on a tiny model trained in the test."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import torch
 
 from agent_sre import catalog
 from agent_sre.alerts import Alert
-from agent_sre.chain.base import Abstain
-from agent_sre.decision import Method
+from agent_sre.decision import Abstain, Method
 from agent_sre.trm import records as ds
 from agent_sre.trm.checkpoint import ModelLoadError, export
 from agent_sre.trm.encoding import Tokenizer, default_priority_keys
-from agent_sre.trm.evaluate import encode_records, evaluate_records, format_report, plot_confusion, plot_reliability
+from agent_sre.trm.evaluate import evaluate_records, format_report, plot_confusion, plot_reliability
 from agent_sre.trm.generator import generate
-from agent_sre.trm.infer import Predictor, TRMStage
+from agent_sre.trm.infer import Predictor, load_predictor
+from agent_sre.chain.trm import TRMStage
 from agent_sre.trm.model import TRMConfig
+from agent_sre.trm.recipe import encode_records
 from agent_sre.trm.train import TrainConfig, train
 
 
@@ -45,7 +46,7 @@ def alerts():
 
 
 def test_predict_batch_one_call(model_dir, alerts, monkeypatch):
-    p = Predictor.load(model_dir)
+    p = load_predictor(model_dir)
     calls = []
     orig = p.model.predict
     monkeypatch.setattr(p.model, "predict", lambda x, **kw: calls.append(x.shape) or orig(x, **kw))
@@ -68,7 +69,7 @@ def test_stage_abstains_below_threshold(model_dir, alerts):
         strict(alerts[0])
     for r in strict.batch(alerts):
         assert isinstance(r, Abstain) and ("confidence" in str(r) or "invalid" in str(r))
-    lax = TRMStage(strict.predictor, threshold=0.0)
+    lax = TRMStage(predictor=strict.predictor, threshold=0.0)
     for r in lax.batch(alerts):  # at threshold 0 only invalid output abstains
         assert (isinstance(r, Abstain) and "invalid" in str(r)) or r.method is Method.TRM
 
@@ -98,7 +99,7 @@ def test_stage_decides_when_confident(alerts):
             return {"probs": P, "steps": torch.tensor([3]), "q_halt": torch.tensor([0.99])}
 
     rec = next(r for r in ds.runbook_records() if r["expect"]["lambda_function"] == "pod-check-status")
-    stage = TRMStage(Predictor(Oracle(rec), tok), threshold=0.9)
+    stage = TRMStage(predictor=Predictor(Oracle(rec), tok), threshold=0.9)
     d = stage(Alert.model_validate(rec["alert"]))
     assert d.lambda_function == "pod-check-status" and d.method is Method.TRM and d.iterations == 3
     assert [s.lambda_function for s in d.plan] == ["pod-check-status", "pod-restart"]
@@ -107,33 +108,31 @@ def test_stage_decides_when_confident(alerts):
 
 def test_load_errors(model_dir, tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        Predictor.load(tmp_path / "nope")
+        load_predictor(tmp_path / "nope")
     bad = tmp_path / "bad"
     shutil.copytree(model_dir, bad)
     cfg = json.loads((bad / "config.json").read_text())
     cfg["extra"]["catalog_hash"] = "0000000000000000"
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match="catalog"):
-        Predictor.load(bad)
+        load_predictor(bad)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(model_dir, corrupt)
     with open(corrupt / "model.safetensors", "r+b") as f:
         f.seek(200)
         f.write(b"\x00garbage\x00")
     with pytest.raises(ModelLoadError):
-        Predictor.load(corrupt)
+        load_predictor(corrupt)
     (corrupt / "config.json").unlink()
     with pytest.raises(ModelLoadError, match="missing"):
-        Predictor.load(corrupt)
-    # the chain's wrapper turns a broken model into an abstention, not a crash
-    from agent_sre.chain.trm import TRMStage as ChainStage
-
+        load_predictor(corrupt)
+    # the chain's stage turns a broken model into an abstention, not a crash
     with pytest.raises(Abstain, match="unusable"):
-        ChainStage(model_path=corrupt)(Alert(labels={"alertname": "X"}))
+        TRMStage(model_path=corrupt)(Alert(labels={"alertname": "X"}))
 
 
 def test_evaluate_reports_and_plots(model_dir, tmp_path):
-    p = Predictor.load(model_dir)
+    p = load_predictor(model_dir)
     recs = generate(n=40, seed=21)
     m = evaluate_records(p, recs, threshold=0.5)
     assert m["n"] == 40
@@ -145,19 +144,79 @@ def test_evaluate_reports_and_plots(model_dir, tmp_path):
 
 
 def test_train_from_jsonl_end_to_end(tmp_path):
-    from agent_sre.trm.evaluate import train_from_jsonl
+    from agent_sre.trm.recipe import train_from_jsonl
 
     data = tmp_path / "gen.jsonl"
     ds.write_jsonl(data, generate(n=300, seed=4))
     m = train_from_jsonl(data, tmp_path / "out", preset="tiny", epochs=1, max_steps=4, batch_size=32,
                          warmup_steps=1)
     out = tmp_path / "out"
-    for f in ("model/model.safetensors", "model/config.json", "metrics.json", "split.json", "confusion.png",
-              "reliability.png"):
+    for f in ("model/model.safetensors", "model/model.onnx", "model/config.json", "metrics.json", "split.json",
+              "confusion.png", "reliability.png"):
         assert (out / f).is_file(), f
     split_info = json.loads((out / "split.json").read_text())
     assert split_info["seed"] == 0 and split_info["sizes"] == m["sizes"]
     assert m["test"]["n"] == m["sizes"]["test"] > 0
-    p = Predictor.load(out / "model")
+    p = load_predictor(out / "model")
     assert p.tok.seq_len == 40 and p.meta["catalog_hash"] == catalog.catalog_hash()
     assert p.meta["tokenizer"]["words"]  # the vocabulary travels with the model
+
+
+def test_backend_choice_and_its_reasons(model_dir, tmp_path):
+    assert load_predictor(model_dir).info["backend"] == "onnx"  # the export carries its graph
+    old = tmp_path / "before-the-graph"  # an export written before the graph was part of it
+    shutil.copytree(model_dir, old)
+    (old / "model.onnx").unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["onnx_sha256"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    p = load_predictor(old)
+    assert p.info["backend"] == "torch" and "no model.onnx" in p.info["backend_note"]
+    with pytest.raises(ModelLoadError, match="backend onnx unusable.*no model.onnx"):
+        load_predictor(old, backend="onnx")
+    with pytest.raises(ValueError, match="auto, onnx or torch"):
+        load_predictor(model_dir, backend="tensorflow")
+    bad = tmp_path / "bad-graph"
+    shutil.copytree(model_dir, bad)
+    raw = bytearray((bad / "model.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(raw))
+    for backend in ("onnx", "torch"):  # the export is one unit: whichever file is damaged, it is refused
+        with pytest.raises(ModelLoadError, match="model.onnx does not match the checksum"):
+            load_predictor(bad, backend=backend)
+
+
+def test_both_backends_decide_alike(model_dir, alerts):
+    onnx_, torch_ = load_predictor(model_dir, backend="onnx"), load_predictor(model_dir, backend="torch")
+    for a, b in zip(onnx_.predict_batch(alerts), torch_.predict_batch(alerts)):
+        assert (a.text, a.iterations, a.error) == (b.text, b.iterations, b.error)
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+
+
+def test_reexport_adds_the_graph_to_an_export_and_keeps_its_weights(model_dir, tmp_path):
+    from agent_sre.trm.recipe import reexport
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    (old / "model.onnx").unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["onnx_sha256"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    new = reexport(old, tmp_path / "new")
+    assert (new / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    assert load_predictor(new).info["backend"] == "onnx"
+
+
+def test_one_threshold_and_threads_rule_for_the_stage_and_the_service(model_dir, monkeypatch):
+    from agent_sre.reasoning.engine import TRMEngine
+
+    for var in ("TRM_THRESHOLD", "TORCH_THREADS", "TRM_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+    stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
+    assert stage.threshold == engine.threshold == 0.9  # recorded in none: the default
+    assert stage.predictor.info["threads"] == engine.info["threads"] == 1
+    monkeypatch.setenv("TRM_THRESHOLD", "0.5")
+    monkeypatch.setenv("TORCH_THREADS", "2")
+    stage, engine = TRMStage.from_path(model_dir), TRMEngine.load(model_dir)
+    assert stage.threshold == engine.threshold == 0.5
+    assert stage.predictor.info["threads"] == engine.info["threads"] == 2

@@ -1,1 +1,1 @@
-"""The decision chain: static annotations → TRM → LLM → rules → no action."""
+"""The decision chain: static annotations → runbook → TRM → LLM → no action."""

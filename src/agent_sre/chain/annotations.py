@@ -8,9 +8,8 @@ The annotation is trusted as the author's intent, but still validated against th
 from __future__ import annotations
 
 from ..alerts import Alert
-from ..decision import Decision, Method, validated
+from ..decision import Abstain, Decision, Method, validated
 from ..jsonparse import NoJSONFound, extract_json
-from .base import Abstain
 
 
 class AnnotationStage:

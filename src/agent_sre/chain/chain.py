@@ -1,7 +1,10 @@
 """Runs the stages in order; the first one that decides wins.
 
-Order: static annotations → TRM → LLM → rules → no action. Resolved alerts get no action before
-any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
+Order (``build_stages``): static annotations → runbook → TRM (in process, or the trm-reasoning
+service with TRM_API_URL) → LLM (with LLM_URL) → no action. What the operator wrote down comes
+first: the rule's own annotations, then the runbook, which decides every alert it names (its plan,
+or no action with an escalation when no case fits); the models decide only the alerts nobody wrote
+down. Resolved alerts get no action before any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
 recorded in ``Decision.fallthrough`` and the next stage is asked. Each stage call is bounded by its
 own time budget (``stage_timeout``: TRM_TIMEOUT_MS, LLM_TIMEOUT_MS, ...); over budget it falls through.
 """
@@ -16,41 +19,43 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Iterable
 
 from ..alerts import Alert
-from ..decision import Decision, InvalidProposal, no_action
+from ..decision import Abstain, Decision, InvalidProposal, no_action
+from ..settings import LLMSettings, TRMSettings, load
 from .annotations import AnnotationStage
-from .base import Abstain, Stage
+from .base import Stage
 from .llm import LLMStage
 from .rules import RuleStage
-from .trm import TRMStage
+from .trm import RemoteTRM, TRMStage
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("chain", "annotations", "trm", "llm", "rules")
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    v = os.environ.get(name)
-    if v is None:
-        return default
-    return v.strip().lower() in ("1", "true", "yes", "on")
+def trm_stage() -> Stage:
+    """The TRM stage: the trm-reasoning service when TRM_API_URL is set, else the in-process model."""
+    url = (load(TRMSettings).trm_api_url or "").strip()
+    return RemoteTRM(url) if url else TRMStage()
 
 
 def build_stages(strategy: str = "chain") -> list[Stage]:
+    """``chain``: annotations, the runbook, the TRM (unless USE_TRM=false), the LLM (only when LLM_URL
+    is set). A single-stage strategy runs that stage alone (the LLM stage then abstains without LLM_URL)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "annotations":
         return [AnnotationStage()]
     if strategy == "trm":
-        return [TRMStage()]
+        return [trm_stage()]
     if strategy == "llm":
         return [LLMStage()]
     if strategy == "rules":
         return [RuleStage()]
-    stages: list[Stage] = [AnnotationStage()]
-    if _env_flag("USE_TRM", True):
-        stages.append(TRMStage())
-    stages.append(LLMStage())
-    stages.append(RuleStage())
+    stages: list[Stage] = [AnnotationStage(), RuleStage()]
+    if load(TRMSettings).use_trm:
+        stages.append(trm_stage())
+    if load(LLMSettings).llm_url:
+        stages.append(LLMStage())
     return stages
 
 

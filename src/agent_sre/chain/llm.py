@@ -1,4 +1,4 @@
-"""Stage 3: an LLM with tool calling (FunctionGemma behind Ollama, or any OpenAI-compatible API).
+"""Stage 4: an LLM with tool calling (FunctionGemma behind Ollama, or any OpenAI-compatible API).
 
 Configured by ``LLM_URL`` (see ``agent_sre.llm.client`` for LLM_MODEL, LLM_API, timeouts and the circuit
 breaker); without it the stage abstains. Every failure mode — down, slow, circuit open, garbage, unknown
@@ -7,8 +7,7 @@ function, invalid arguments, no tool call — makes the stage fall through with 
 from __future__ import annotations
 
 from ..alerts import Alert
-from ..decision import Decision
-from .base import Abstain
+from ..decision import Abstain, Decision
 
 
 class LLMStage:

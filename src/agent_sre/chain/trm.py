@@ -1,74 +1,88 @@
-"""Stage 2: the Tiny Recursive Model, in process (MODEL_PATH or the packaged model) or remote
-(TRM_API_URL, the trm-reasoning service). A missing or broken model never breaks the chain: the
-stage abstains and says why."""
+"""Stage 3: the Tiny Recursive Model, in process (``TRMStage``: MODEL_PATH or the packaged model)
+or behind the trm-reasoning service (``RemoteTRM``: TRM_API_URL). ``chain.build_stages`` picks one.
+A missing or broken model never breaks the chain: the stage abstains and says why."""
 
 from __future__ import annotations
 
-import os
-import queue
+import logging
 import threading
-from concurrent.futures import Future
-from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from ..alerts import Alert
-from ..decision import Decision, InvalidProposal, Method, validated
-from .base import Abstain
+from ..batching import Batcher
+from ..decision import Abstain, Decision, InvalidProposal, Method, validated
+from ..settings import TRMSettings, load
+from ..trm.infer import Predictor, judge, load_predictor, packaged_model
 
-
-def default_model_path() -> Path | None:
-    env = os.environ.get("MODEL_PATH")
-    if env:
-        return Path(env)
-    p = Path(str(resources.files("agent_sre") / "data" / "model"))
-    return p if (p / "config.json").exists() else None
+log = logging.getLogger(__name__)
 
 
 class TRMStage:
-    """Loads the predictor on first use, so `select --strategy rules` never pays for torch.
+    """The in-process TRM: ``judge`` on the predictor's answers (``trm.infer``).
 
-    With ``api_url`` (default ``TRM_API_URL``) the stage asks the trm-reasoning service instead
-    (``RemoteTRM``); the in-process path below is then unused."""
+    The model loads on first use (or ``warm()``, which the agent calls at start-up), so
+    ``select --strategy rules`` never pays for it; a model that cannot load makes every call abstain
+    with the loader's reason. Settings (``TRMSettings``): MODEL_PATH, TRM_THRESHOLD, TRM_BACKEND,
+    TORCH_THREADS, DEVICE, TRM_BATCH_MAX.
+
+    Threads: ``batch`` encodes and decodes on the caller's thread; only the forward pass goes to the
+    stage's one model thread (a ``Batcher``), which merges the encoded batches of concurrent callers
+    into one pass of up to TRM_BATCH_MAX alerts."""
 
     name = "trm"
 
-    def __new__(cls, model_path: Path | None = None, threshold: float | None = None, api_url: str | None = None):
-        url = api_url if api_url is not None else os.environ.get("TRM_API_URL", "").strip()
-        if url and cls is TRMStage:
-            return RemoteTRM(url)
-        return super().__new__(cls)
-
-    def __init__(self, model_path: Path | None = None, threshold: float | None = None, api_url: str | None = None):
-        self.model_path = model_path or default_model_path()
-        self.threshold = threshold
-        self._inner = None
+    def __init__(self, model_path: Path | None = None, threshold: float | None = None, *,
+                 predictor: Predictor | None = None, decide_no_action: bool = True):
+        s = load(TRMSettings)
+        self.settings = s
+        self.model_path = model_path or s.model_path or packaged_model()
+        self._threshold = threshold if threshold is not None else s.trm_threshold
+        self.decide_no_action = decide_no_action
+        self.predictor = predictor
+        self.threshold = predictor.threshold(self._threshold) if predictor is not None else self._threshold
         self._error: str | None = None
-        self.backend: str | None = None
-        self._batcher = _Batcher(self._forward, max_batch=int(os.environ.get("TRM_BATCH_MAX", "64")))
+        self._lock = threading.Lock()  # two intake calls may ask for the model at once
+        self._model_thread: Batcher = Batcher(self._forward, max_size=s.trm_batch_max, name="trm-batcher")
 
-    def _load(self):
-        if self._inner is not None or self._error is not None:
+    @classmethod
+    def from_path(cls, model_dir: str | Path, threshold: float | None = None, **kw) -> "TRMStage":
+        """Load now; raises ModelLoadError when the model is unusable."""
+        stage = cls(Path(model_dir), threshold, **kw)
+        stage._load(raise_errors=True)
+        return stage
+
+    @property
+    def backend(self) -> str | None:
+        return self.predictor.info.get("backend") if self.predictor is not None else None
+
+    def _load(self, raise_errors: bool = False) -> None:
+        if self.predictor is not None or self._error is not None:
+            return
+        with self._lock:
+            self._load_once(raise_errors)
+
+    def _load_once(self, raise_errors: bool) -> None:
+        if self.predictor is not None or self._error is not None:
             return
         if self.model_path is None:
             self._error = "no TRM model (MODEL_PATH unset and none packaged)"
             return
+        s = self.settings
         try:
-            import torch
-
-            # One intra-op thread: on a small node the agent's HTTP workers need the other core, and
-            # on a shared 2-core machine two torch threads measured several times slower, not faster.
-            torch.set_num_threads(max(1, int(os.environ.get("TORCH_THREADS", "1"))))
-            from ..trm.infer import TRMStage as Inner
-
-            kw = {} if self.threshold is None else {"threshold": self.threshold}
-            self._inner = Inner.from_path(self.model_path, **kw)
-            self.backend = _fastest_backend(self._inner)
-        except Exception as e:  # a corrupt model must not take the agent down
+            pred = load_predictor(self.model_path, backend=s.trm_backend, threads=s.torch_threads, device=s.device)
+        except Exception as e:  # noqa: BLE001 - a corrupt model must not take the agent down
+            if raise_errors:
+                raise
             self._error = f"TRM model at {self.model_path} unusable: {e}"
+            log.error("%s", self._error)
+            return
+        self.threshold = pred.threshold(self._threshold)
+        self.predictor = pred  # last: other threads use the stage once this is set
 
     def warm(self) -> None:
-        """Load the model now (the service calls this at start-up, so the first alert does not
-        pay for loading torch and the weights inside its stage timeout)."""
+        """Load the model now, so the first alert does not pay for it inside its time budget."""
         self._load()
 
     def __call__(self, alert: Alert) -> Decision:
@@ -79,88 +93,32 @@ class TRMStage:
 
     def batch(self, alerts: list[Alert]) -> list[Decision | Exception]:
         self._load()
-        if self._inner is None:
+        if self.predictor is None:
             return [Abstain(self._error or "TRM unavailable") for _ in alerts]
-        # Encode and decode here, on the caller's thread; only the forward pass goes to the model thread.
-        return self._inner.batch(alerts, forward=self._batcher)
-
-    def _forward(self, x):
-        return self._inner.predictor.forward(x)
-
-
-def _fastest_backend(inner) -> str:
-    """ONNX Runtime when installed and its export agrees with PyTorch (faster on CPU: see
-    bench/trm_latency.py), else PyTorch. TRM_BACKEND=torch forces PyTorch."""
-    want = os.environ.get("TRM_BACKEND", "auto").strip().lower()
-    if want == "torch" or getattr(inner.predictor, "device", None) is None or inner.predictor.device.type != "cpu":
-        return "torch"
-    try:
-        from ..reasoning.onnx_backend import use_onnx
-
-        use_onnx(inner.predictor, max(1, int(os.environ.get("TORCH_THREADS", "1"))))
-        return "onnx"
-    except Exception as e:  # noqa: BLE001 - PyTorch always works
-        if want == "onnx":
-            raise
-        import logging
-
-        logging.getLogger(__name__).info("TRM in-process backend: torch (%s)", e)
-        return "torch"
-
-
-class _Batcher:
-    """One thread runs every forward pass; encoded batches that callers (HTTP requests on other
-    threads) submit while it is busy are concatenated into the next pass, up to ``max_batch``
-    alerts. An idle agent adds no wait; a burst costs a few batched passes instead of one pass per
-    alert, and concurrent torch calls never fight over the two cores. Only the forward pass runs
-    here: callers encode and decode on their own threads, so that Python work overlaps the model."""
-
-    def __init__(self, fn, max_batch: int = 64):
-        self.fn = fn
-        self.max_batch = max_batch
-        self.q: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="trm-batcher", daemon=True).start()
-
-    def __call__(self, x):
-        fut: Future = Future()
-        self.q.put((x, fut))
-        return fut.result()
-
-    def _run(self) -> None:
-        import torch
-
-        while True:
-            items = [self.q.get()]
-            n = len(items[0][0])
-            while n < self.max_batch:
-                try:
-                    item = self.q.get_nowait()
-                except queue.Empty:
-                    break
-                items.append(item)
-                n += len(item[0])
+        if not alerts:
+            return []
+        encs, x = self.predictor.encode(alerts)
+        preds = self.predictor.decode(alerts, encs, self._model_thread(x))
+        out: list[Decision | Exception] = []
+        for a, p in zip(alerts, preds):
             try:
-                x = items[0][0] if len(items) == 1 else torch.cat([x for x, _ in items])
-                out = self.fn(x)
-            except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
-                for _, fut in items:
-                    fut.set_exception(e)
-                continue
-            i = 0
-            for x, fut in items:
-                fut.set_result({k: v[i:i + len(x)] for k, v in out.items()})
-                i += len(x)
+                out.append(judge(a, p, self.threshold, self.decide_no_action))
+            except Abstain as e:
+                out.append(e)
+        return out
+
+    def _forward(self, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """On the model thread: one forward pass for the callers' encoded batches, split back."""
+        assert self.predictor is not None
+        out = self.predictor.forward(xs[0] if len(xs) == 1 else np.concatenate(xs))
+        res, i = [], 0
+        for x in xs:
+            res.append({k: v[i:i + len(x)] for k, v in out.items()})
+            i += len(x)
+        return res
 
 
 # ---------------------------------------------------------------------------- remote (TRM_API_URL)
-
-
-def _env_ms(name: str, default_ms: float) -> float:
-    v = os.environ.get(name, "").strip()
-    try:
-        return (float(v) if v else default_ms) / 1000
-    except ValueError:
-        return default_ms / 1000
 
 
 class RemoteTRM:
@@ -175,9 +133,10 @@ class RemoteTRM:
                  transport=None):
         import httpx
 
+        s = load(TRMSettings)
         self.url = url.rstrip("/")
-        self.http_timeout_s = timeout_s if timeout_s is not None else _env_ms("TRM_TIMEOUT_MS", 2000)
-        connect = connect_timeout_s if connect_timeout_s is not None else _env_ms("TRM_CONNECT_TIMEOUT_MS", 500)
+        self.http_timeout_s = timeout_s if timeout_s is not None else s.trm_timeout_ms / 1000
+        connect = connect_timeout_s if connect_timeout_s is not None else s.trm_connect_timeout_ms / 1000
         connect = min(connect, self.http_timeout_s)
         # The chain's budget for this stage: the HTTP timeouts fire first and say what happened.
         self.timeout_s = connect + self.http_timeout_s + 0.25

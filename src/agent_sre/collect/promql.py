@@ -17,6 +17,11 @@ further unnamed labels may appear (``open``), the metric names used and the labe
 ``Inferred.values()`` lists the values the matchers allow, so an example alert of a rule can use
 values a real one would have (e.g. ``reason="CrashLoopBackOff"``). To teach the parser a metric's
 labels, add it to ``KNOWN_METRICS``. Syntax it cannot read raises ``PromQLError``.
+
+``infer_labels(expr, scrape=True)`` also gives each selector the labels a scraped series carries
+beyond its matchers (``exporters.scraped_labels``: the exporter's own labels and the scrape
+target's ``job``, ``instance``, ``namespace``, ``pod``, ...), so aggregations keep or drop them as
+the engine would; that is what a real alert of the rule delivers.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .exporters import scraped_labels
 
 # --------------------------------------------------------------------------- known metrics
 
@@ -77,10 +84,11 @@ class Labels:
     scalar: bool = False
     metrics: list[str] = field(default_factory=list)
     matchers: list[tuple[str, str, str]] = field(default_factory=list)  # (label, op, value)
+    copies: list[tuple[str, str, str, str]] = field(default_factory=list)  # label_replace arguments
 
     def copy(self, **kw: Any) -> "Labels":
         d = dict(labels=set(self.labels), open=self.open, scalar=self.scalar,
-                 metrics=list(self.metrics), matchers=list(self.matchers))
+                 metrics=list(self.metrics), matchers=list(self.matchers), copies=list(self.copies))
         d.update(kw)
         return Labels(**d)
 
@@ -94,6 +102,8 @@ class Inferred:
     open: bool
     metrics: list[str]
     matchers: list[tuple[str, str, str]]
+    # label_replace(v, dst, replacement, src, regex) as (dst, replacement, src, regex), innermost first
+    copies: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def values(self) -> dict[str, list[str]]:
         """Values a label certainly or possibly has: equality matchers, and the alternatives of a
@@ -155,8 +165,9 @@ def _unquote(s: str) -> str:
 
 
 class _Parser:
-    def __init__(self, expr: str):
+    def __init__(self, expr: str, scrape: bool = False):
         self.expr = expr
+        self.scrape = scrape
         self.toks = _tokens(expr)
         self.i = 0
 
@@ -315,6 +326,8 @@ class _Parser:
     def selector_done(self, name: str | None, matchers: list[tuple[str, str, str]]) -> Labels:
         known = KNOWN_METRICS.get(name or "")
         labels = set(known or ()) | {m[0] for m in matchers}
+        if self.scrape:
+            labels |= scraped_labels(name)
         # A matcher like label="" selects series *without* the label.
         labels -= {m[0] for m in matchers if m[1] == "=" and m[2] == ""}
         return Labels(labels=labels, open=known is None, metrics=[name] if name else [], matchers=matchers)
@@ -376,7 +389,10 @@ class _Parser:
             eq = {m[0] for m in inner.matchers if m[1] == "=" and m[2] != ""}
             return inner.copy(labels=eq, open=False, matchers=[m for m in inner.matchers if m[1] == "="])
         if low == "label_replace" and vec is not None and len(raw) >= 2:
-            return vec.copy(labels=vec.labels | ({raw[1]} - {""}))
+            out = vec.copy(labels=vec.labels | ({raw[1]} - {""}))
+            if len(raw) >= 5 and raw[1]:
+                out.copies.append((raw[1], raw[2], raw[3], raw[4]))
+            return out
         if low == "label_join" and vec is not None and len(raw) >= 2:
             return vec.copy(labels=vec.labels | ({raw[1]} - {""}))
         if low == "histogram_quantile" and vec is not None:
@@ -404,30 +420,32 @@ def _combine(op: str, left: Labels, right: Labels, on: list[str] | None, ignorin
              group: tuple[str, list[str]] | None) -> Labels:
     metrics = left.metrics + [m for m in right.metrics if m not in left.metrics]
     matchers = left.matchers + right.matchers
+    copies = left.copies + right.copies
     if left.scalar and right.scalar:
         return Labels(scalar=True, metrics=metrics)
     if right.scalar:
-        return left.copy(metrics=metrics, matchers=matchers)
+        return left.copy(metrics=metrics, matchers=matchers, copies=copies)
     if left.scalar:
-        return right.copy(metrics=metrics, matchers=matchers)
+        return right.copy(metrics=metrics, matchers=matchers, copies=copies)
     if op in ("and", "unless"):
-        return left.copy(metrics=metrics, matchers=matchers)
+        return left.copy(metrics=metrics, matchers=matchers, copies=copies)
     if op == "or":
         return Labels(labels=left.labels | right.labels, open=left.open or right.open,
-                      metrics=metrics, matchers=matchers)
+                      metrics=metrics, matchers=matchers, copies=copies)
     if group is not None:
         side, extra = group
         many, one = (left, right) if side == "group_left" else (right, left)
-        return many.copy(labels=many.labels | set(extra) | set(on or ()), metrics=metrics, matchers=matchers)
+        return many.copy(labels=many.labels | set(extra) | set(on or ()), metrics=metrics, matchers=matchers, copies=copies)
     if on is not None:
-        return Labels(labels=set(on), open=False, metrics=metrics, matchers=matchers)
+        return Labels(labels=set(on), open=False, metrics=metrics, matchers=matchers, copies=copies)
     if ignoring is not None:
-        return left.copy(labels=left.labels - set(ignoring), metrics=metrics, matchers=matchers)
-    return left.copy(metrics=metrics, matchers=matchers)
+        return left.copy(labels=left.labels - set(ignoring), metrics=metrics, matchers=matchers, copies=copies)
+    return left.copy(metrics=metrics, matchers=matchers, copies=copies)
 
 
-def infer_labels(expr: str) -> Inferred:
-    """Labels the alerts of ``expr`` carry (before the rule's own labels and ``alertname``)."""
-    r = _Parser(expr).parse()
+def infer_labels(expr: str, scrape: bool = False) -> Inferred:
+    """Labels the alerts of ``expr`` carry (before the rule's own labels and ``alertname``); with
+    ``scrape``, every selector also carries its exporter's and scrape target's labels."""
+    r = _Parser(expr, scrape).parse()
     labels = sorted(r.labels - {"__name__"})
-    return Inferred(labels=labels, open=r.open, metrics=r.metrics, matchers=r.matchers)
+    return Inferred(labels=labels, open=r.open, metrics=r.metrics, matchers=r.matchers, copies=r.copies)

@@ -5,6 +5,8 @@
   including multi-document YAML, and returns one ``AlertRule`` per alerting rule in file order.
   Recording rules and other Kubernetes objects are skipped; malformed groups raise ``RuleFileError``.
 * ``load_rules(path)`` is ``parse_rules`` on a file; ``rule_files(dirs)`` lists the YAML files to read.
+* ``rules_from_api(doc, source)`` reads the alerting rules of a Prometheus ``/api/v1/rules`` answer
+  (the rules as Prometheus loaded them; ``for`` comes back in seconds).
 * ``alert_labels(rule)`` names every label an alert of the rule carries: the labels of its
   expression (``promql.infer_labels``), the rule's own labels and ``alertname``.
 
@@ -81,6 +83,26 @@ def parse_rules(text: str, source: str = "<text>") -> list[AlertRule]:
                     labels={str(k): str(v) for k, v in (r.get("labels") or {}).items()},
                     annotations={str(k): str(v) for k, v in (r.get("annotations") or {}).items()},
                 ))
+    return out
+
+
+def rules_from_api(doc: Any, source: str) -> list[AlertRule]:
+    """The alerting rules of a Prometheus ``GET /api/v1/rules`` answer, in the order listed."""
+    groups = ((doc or {}).get("data") or {}).get("groups") if isinstance(doc, dict) else None
+    if not isinstance(groups, list):
+        raise RuleFileError(f"{source}: not a Prometheus rules answer (no data.groups)")
+    out: list[AlertRule] = []
+    for g in groups:
+        for r in (g.get("rules") or []) if isinstance(g, dict) else []:
+            if not isinstance(r, dict) or r.get("type") != "alerting" or "query" not in r:
+                continue
+            duration = r.get("duration")
+            out.append(AlertRule(
+                alert=str(r.get("name", "")), expr=str(r["query"]).strip(), group=str(g.get("name", "")),
+                source=f"{source} {g.get('file', '')}".strip(), for_=f"{int(duration)}s" if duration else None,
+                labels={str(k): str(v) for k, v in (r.get("labels") or {}).items()},
+                annotations={str(k): str(v) for k, v in (r.get("annotations") or {}).items()},
+            ))
     return out
 
 

@@ -3,11 +3,14 @@
 Each handler module registers its handlers with ``@handler(name)`` (``registry``) when imported;
 this package imports them all, so whoever uses it (the HTTP app, the runner, ``run_function``)
 finds every handler. ``app`` serves them as one CloudEvents HTTP app (``agent-sre
-serve-function``); ``run_function`` runs one in-process (the embedded broker uses it).
+serve-function``); ``receive.Receiver`` is what a trigger passes first (signature, freshness,
+id, policy), over HTTP and in the embedded broker alike; ``run_function`` runs one handler
+in-process without those checks (for tests and tools).
 
 Their settings are ``agent_sre.settings.FunctionSettings`` (``agent-sre serve-function --help``
-lists them). A write happens only with DRY_RUN=false *and* the trigger's ``dry_run: false``;
-dry-run writes go out with dryRun=All, and without a cluster nothing is sent at all.
+lists them). A write happens only with DRY_RUN=false, the trigger's ``dry_run: false`` *and* the
+policy's mode ``execute`` for the function; dry-run writes go out with dryRun=All, and without a
+cluster nothing is sent at all.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
     agent-sre serve-function                                     # all (FUNCTION unset)
     FUNCTION=pod-restart uvicorn agent_sre.functions.app:app     # one function
 
-POST / takes a ``io.homelab.agent-sre.lambda.trigger`` CloudEvent (binary or structured mode) and
-answers 200 with the result event in binary mode (Knative reply semantics); the result is also
-POSTed to ``K_SINK`` (Knative SinkBinding) or ``RESULT_SINK`` when set.  Malformed events, other
-types, unknown or not-served functions, invalid parameters and a ``dry_run`` that is not a
-boolean are refused with 4xx and a reason.  Query parameters ``with_source`` / ``force``
-override the Flux settings per subscription.
+POST / takes a signed ``io.homelab.agent-sre.lambda.trigger`` CloudEvent (binary or structured
+mode) and answers 200 with the signed result event in binary mode (Knative reply semantics); the
+result is also POSTed to ``K_SINK`` (Knative SinkBinding) or ``RESULT_SINK`` when set. What a
+trigger must pass is ``receive.Receiver``'s: 401 when it is not signed by the agent, 403 when it
+is stale, replayed or not allowed by the policy, 4xx with the reason for anything malformed.
+Query parameters ``with_source`` / ``force`` override the Flux settings per subscription.
+
+Without keys (``FUNCTION_SIGNING_KEY``, ``AGENT_PUBLIC_KEYS``) and ``STATE_DIR`` the service
+does not start, unless ``FUNCTION_LOCAL_MODE=dry-run-only`` says it may only ever dry-run.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ from typing import Any, Mapping
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from .. import catalog, ce
-from ..events import TRIGGER, result_event
+from .. import policy as policy_mod
+from ..audit import Audit, load_key
 from ..http_body import BodyTooLarge, read_body
-from ..settings import FunctionSettings, ServerSettings, SettingsError, load, parse_flag
+from ..settings import FunctionKeySettings, FunctionSettings, ServerSettings, SettingsError, load, parse_flag
+from ..signing import FUTURE_SKEW_S, Refused, Trust, key_setting, ring_setting
 from . import metrics
+from .receive import Receiver
 from .registry import handlers
 from .runner import Runner
 
@@ -47,17 +53,24 @@ def _reject(status: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse({"error": reason, "message": message}, status_code=status)
 
 
-def create_app(function: str | None = None, *, runner: Runner | None = None, sink: str | None = None,
-               max_body: int | None = None) -> FastAPI:
-    """Serve ``function`` (None: every one), acting through ``runner`` (default: from the settings),
-    posting results to ``sink`` too when set; bodies over ``max_body`` bytes get 413."""
+def create_app(function: str | None = None, *, trust: Trust | None, runner: Runner | None = None,
+               sink: str | None = None, max_body: int | None = None, policy: policy_mod.Policy | None = None,
+               audit: Audit | None = None, dry_run_only: bool = False) -> FastAPI:
+    """Serve ``function`` (None: every one), acting through ``runner`` (default: from the settings)
+    on triggers ``trust`` verifies (None: unsigned accepted, only with ``dry_run_only``), under
+    ``policy`` (default: the runner's POLICY_PATH and DRY_RUN), posting results to ``sink`` too
+    when set; bodies over ``max_body`` bytes get 413."""
     if function is not None:
         catalog.get(function)  # fail at start-up on a name the catalog does not declare
     served = [function] if function else sorted(handlers())
     runner = runner or Runner.from_env()
+    if policy is None:
+        policy = policy_mod.load(runner.settings.policy_path, dry_run=runner.settings.dry_run)
+    receiver = Receiver(runner, trust=trust, policy=policy, served=served, audit=audit, dry_run_only=dry_run_only)
     max_body = max_body or ServerSettings().max_body_bytes
     app = FastAPI(title="agent-sre remediation functions", version="0.1.0")
     app.state.runner = runner
+    app.state.receiver = receiver
     app.state.served = served
     app.state.sink = sink
 
@@ -68,8 +81,10 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         mode = runner.cluster_mode()
-        ready = mode == "cluster" or runner.settings.dry_run
-        body = {"ready": ready, "functions": served, "cluster": mode, "dry_run": runner.settings.dry_run}
+        dry = runner.settings.dry_run or dry_run_only
+        ready = mode == "cluster" or dry
+        body = {"ready": ready, "functions": served, "cluster": mode, "dry_run": dry,
+                "signed": trust is not None}
         if not ready:
             body["reason"] = "no Kubernetes API configured and DRY_RUN=false"
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -86,43 +101,17 @@ def create_app(function: str | None = None, *, runner: Runner | None = None, sin
             return _reject(413, "too-large", str(e))
         try:
             event = ce.from_http(dict(request.headers), body)
-            data = ce.data_of(event)
         except ce.CloudEventError as e:
             return _reject(400, "malformed", str(e))
-        if event.get_type() != TRIGGER:
-            return _reject(400, "wrong-type", f"expected type {TRIGGER}, got {event.get_type()!r}")
-        if not isinstance(data, dict):
-            return _reject(400, "malformed", "trigger data must be a JSON object")
-        attrs = event.get_attributes()
-        name = data.get("lambda_function") or attrs.get("lambdafunction")
-        ext = attrs.get("lambdafunction")
-        if ext and data.get("lambda_function") and ext != data["lambda_function"]:
-            return _reject(400, "malformed", f"extension lambdafunction={ext!r} disagrees with "
-                           f"data.lambda_function={data['lambda_function']!r}")
-        if not name or name not in served:
-            why = "no lambda_function given" if not name else (
-                f"unknown function {name!r}" if name not in catalog.function_names()
-                else f"this service serves only {', '.join(served)}")
-            return _reject(404, "unknown-function", why)
-        params = data.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            return _reject(422, "invalid-parameters", "parameters must be a JSON object")
         try:
             settings = with_overrides(runner.settings, request.query_params)
-            # A trigger that does not say is treated as dry-run (the safe side); one that says
-            # something other than a boolean is refused, never executed.
-            dry_run = True if data.get("dry_run") is None else parse_flag(data["dry_run"], "dry_run")
         except SettingsError as e:
             return _reject(400, "malformed", str(e))
         try:
-            result = await run_in_threadpool(
-                runner.run, name, params or {}, dry_run=dry_run, event_id=event.get_id(),
-                correlation_id=attrs.get("correlationid") or data.get("correlation_id"), settings=settings)
-        except catalog.UnknownFunction as e:
-            return _reject(404, "unknown-function", str(e))
-        except catalog.InvalidParameters as e:
-            return _reject(422, "invalid-parameters", str(e))
-        headers, payload = ce.to_binary(result_event(event, result))
+            reply, _ = await run_in_threadpool(receiver.receive, event, settings)
+        except Refused as e:  # counted by the receiver
+            return JSONResponse({"error": e.reason, "message": e.message}, status_code=e.status)
+        headers, payload = ce.to_binary(reply)
         if app.state.sink:
             await _post_sink(app.state.sink, headers, payload)
         return Response(content=payload, status_code=200, headers=headers)
@@ -143,10 +132,42 @@ async def _post_sink(url: str, headers: dict[str, str], body: bytes) -> None:
 
 
 def app_from_env(env: Mapping[str, str] | None = None) -> FastAPI:
-    """``agent-sre serve-function``'s app from the settings; SettingsError names one that cannot be used."""
-    server, fs = load(ServerSettings, env), load(FunctionSettings, env)
-    return create_app(fs.function, runner=Runner.from_env(env), sink=fs.k_sink or fs.result_sink,
-                      max_body=server.max_body_bytes)
+    """``agent-sre serve-function``'s app from the settings; SettingsError names one that cannot be
+    used or a key that is missing."""
+    server, fs, keys = load(ServerSettings, env), load(FunctionSettings, env), load(FunctionKeySettings, env)
+    local = keys.function_local_mode == "dry-run-only"
+    if local and not fs.dry_run:
+        raise SettingsError("DRY_RUN=false contradicts FUNCTION_LOCAL_MODE=dry-run-only (the local mode serves "
+                            "without keys and never writes): to act, give the keys (AGENT_PUBLIC_KEYS, "
+                            "FUNCTION_SIGNING_KEY) instead of the local mode")
+    if not local:
+        for var, value, why in (
+                ("AGENT_PUBLIC_KEYS", keys.agent_public_keys, "it verifies that a trigger comes from the agent"),
+                ("FUNCTION_SIGNING_KEY", keys.function_signing_key, "it signs the result events"),
+                ("STATE_DIR", fs.state_dir, "it remembers answered trigger ids there, across restarts")):
+            if value is None:
+                raise SettingsError(f"{var} is unset: serve-function needs it ({why}); or set "
+                                    "FUNCTION_LOCAL_MODE=dry-run-only to serve without keys, in dry-run only")
+    key = key_setting("FUNCTION_SIGNING_KEY", keys.function_signing_key) if keys.function_signing_key else None
+    ring = ring_setting("AGENT_PUBLIC_KEYS", keys.agent_public_keys) if keys.agent_public_keys else None
+    trust = Trust(key, ring, keys.trigger_max_age_s) if ring is not None else None
+    if trust is None:
+        log.warning("FUNCTION_LOCAL_MODE=dry-run-only without AGENT_PUBLIC_KEYS: unsigned triggers are "
+                    "accepted and every run is a dry run")
+    try:
+        pol = policy_mod.load(fs.policy_path, dry_run=fs.dry_run)
+    except (OSError, policy_mod.PolicyError) as e:
+        raise SettingsError(f"POLICY_PATH={str(fs.policy_path)!r}: {e}") from None
+    audit = None
+    if fs.state_dir is not None:
+        try:
+            hmac_key = load_key(keys.audit_hmac_key) if keys.audit_hmac_key else None
+        except (OSError, ValueError) as e:
+            raise SettingsError(f"AUDIT_HMAC_KEY={str(keys.audit_hmac_key)!r}: {e}") from None
+        audit = Audit(fs.state_dir / "functions-audit.jsonl", key=hmac_key, signer=key)
+    runner = Runner.from_env(env, keep_s=keys.trigger_max_age_s + FUTURE_SKEW_S)
+    return create_app(fs.function, trust=trust, runner=runner, sink=fs.k_sink or fs.result_sink,
+                      max_body=server.max_body_bytes, policy=pol, audit=audit, dry_run_only=local)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,9 @@
 * ``with_source`` setting: first request a reconcile of the source named by ``spec.sourceRef``
   (Kustomization), ``spec.chart.spec.sourceRef`` or ``spec.chartRef`` (HelmRelease).
 * A suspended object (``spec.suspend: true``) is not touched: result ``refused``.
+* Only an object that needs it is asked (the live preconditions; otherwise ``noop`` with the
+  reason): it must exist, and be not Ready (Ready False or Unknown, or no Ready condition yet)
+  or stale (its controller has not observed the latest generation).
 * Afterwards the object is polled for a bounded time (``FLUX_WAIT_SECONDS``) until
   ``status.lastHandledReconcileAt`` equals the requested value and the Ready condition is known.
 """
@@ -59,6 +62,19 @@ def source_ref(kind: str, obj: dict[str, Any]) -> dict[str, Any] | None:
     return {"kind": ref["kind"], "namespace": ref.get("namespace") or ns, "name": ref["name"]}
 
 
+def up_to_date(obj: dict[str, Any]) -> str | None:
+    """How the object is fine (Ready and its latest generation observed), or None when a
+    reconcile could help."""
+    cond = ready_condition(obj)
+    if cond is None or cond.get("status") != "True":
+        return None
+    gen = (obj.get("metadata") or {}).get("generation")
+    seen = (obj.get("status") or {}).get("observedGeneration")
+    if gen is not None and seen is not None and seen < gen:
+        return None
+    return f"is Ready ({cond.get('reason') or 'no reason given'}) at generation {seen if seen is not None else '?'}"
+
+
 def _suspended(obj: dict[str, Any]) -> bool:
     return bool((obj.get("spec") or {}).get("suspend"))
 
@@ -87,11 +103,21 @@ def reconcile(kind: str, params: Any, ctx: Context) -> Result:
         return Result("success", f"would request reconcile of {kind} {ns}/{name} "
                       "(no cluster: preconditions such as suspend not checked)", target, details)
 
-    obj = ctx.kube.get_custom(group, version, plural, ns, name)
+    try:
+        obj = ctx.kube.get_custom(group, version, plural, ns, name)
+    except KubeError as e:
+        if not e.not_found:
+            raise
+        return Result("noop", f"{kind} {ns}/{name} does not exist; nothing to reconcile", target, details)
     if _suspended(obj):
         return Result("refused", f"{kind} {ns}/{name} is suspended (spec.suspend: true); not touched — "
                       "resume it deliberately (flux resume) before asking for a reconcile", target,
                       {**details, "suspended": True})
+
+    current = up_to_date(obj)
+    if current is not None:
+        return Result("noop", f"{kind} {ns}/{name} {current}; no reconcile needed", target,
+                      {**details, "ready": "True"})
 
     steps: list[dict[str, Any]] = []
     if s.flux_with_source:

@@ -12,10 +12,17 @@ pod-restart semantics (decided here, documented for the gate and the runbook):
 * ``type: deployment|statefulset|daemonset`` does what ``kubectl rollout restart`` does: a merge
   patch of ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``.
   A paused Deployment is refused (kubectl refuses it too).
+
+Both act only on something broken *now* (the live preconditions, checked against the API before
+any write; otherwise the answer is ``noop`` with the reason): a pod must be unhealthy (not Ready,
+waiting in CrashLoopBackOff or a like reason, failed, or restarted within ``RECENT_RESTART_S``);
+a workload must have pods that are not ready by its controller's own count (its status). A
+restart of something healthy cannot help, and the checks turn a wrong decision into a no-op.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 from .. import catalog
@@ -24,6 +31,9 @@ from .registry import Context, Result, handler, rfc3339
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
+# A container that terminated this recently counts as restarting (a crash loop between back-offs
+# looks Running and Ready for a moment).
+RECENT_RESTART_S = 600
 
 # Container waiting reasons that mean the pod is broken rather than starting normally.
 BAD_WAITING = {
@@ -66,6 +76,11 @@ def _delete_pod(params: catalog.PodRestart, ctx: Context) -> Result:
     if meta.get("deletionTimestamp"):
         return Result("noop", f"pod {ns}/{name} is already terminating (since {meta['deletionTimestamp']})",
                       target, details)
+    sick = unhealthy_now(pod, ctx.clock())
+    if sick is None:
+        return Result("noop", f"pod {ns}/{name} is healthy now (Ready, running, no restart in the last "
+                      f"{RECENT_RESTART_S // 60} minutes); not restarted", target, {**details, "healthy": True})
+    details["unhealthy"] = sick
     details["workload"] = _workload_of(ns, owner, ctx)
     ctx.kube.delete_pod(ns, name, uid=meta.get("uid"))
     wl = details["workload"] or owner
@@ -107,11 +122,52 @@ def _rollout_restart(params: catalog.PodRestart, ctx: Context) -> Result:
     if kind == "deployment" and (obj.get("spec") or {}).get("paused"):
         return Result("refused", f"Deployment {ns}/{name} is paused; not restarted (resume it first)",
                       target, details)
+    sick = workload_unready(kind, obj)
+    if sick is None:
+        return Result("noop", f"{KINDS[kind]} {ns}/{name} has no unhealthy pods (all ready by its status); "
+                      "not restarted", target, {**details, "healthy": True})
+    details["unhealthy"] = sick
     ctx.kube.patch_workload(kind, ns, name, body)
     if ctx.dry_run:
         return Result("success", f"dry-run: would roll out {KINDS[kind]} {ns}/{name} (server-side dryRun=All, "
                       "nothing persisted)", target, {**details, "verified": True})
     return Result("success", f"rollout restart of {KINDS[kind]} {ns}/{name} requested", target, details)
+
+
+def _parse_time(value: Any) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def unhealthy_now(pod: dict[str, Any], now: _dt.datetime) -> str | None:
+    """Why the pod needs a restart now, or None when it is healthy."""
+    report = pod_report(pod)
+    if not report["healthy"]:
+        return report["reason"] or "unhealthy"
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        finished = _parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+        if finished is not None and (now - finished).total_seconds() < RECENT_RESTART_S:
+            return f"{cs.get('name')}: restarted {int((now - finished).total_seconds())}s ago"
+    return None
+
+
+def workload_unready(kind: str, obj: dict[str, Any]) -> str | None:
+    """Why the workload needs a restart now (pods not ready by its status), or None."""
+    spec, st = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "daemonset":
+        want, ready = int(st.get("desiredNumberScheduled") or 0), int(st.get("numberReady") or 0)
+        unavailable = int(st.get("numberUnavailable") or 0)
+    else:
+        want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        ready = int(st.get("readyReplicas") or 0)
+        unavailable = int(st.get("unavailableReplicas") or 0)
+    if want == 0:
+        return None  # nothing runs: a restart starts nothing
+    if ready < want or unavailable > 0:
+        return f"{ready} of {want} pods ready" + (f", {unavailable} unavailable" if unavailable else "")
+    return None
 
 
 # ------------------------------------------------------------------------------- pod-check-status

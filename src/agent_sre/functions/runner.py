@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 _UNSET: Any = object()
 
 
+class IdReused(ValueError):
+    """A trigger id already answered, now arriving with other content (not a redelivery)."""
+
+
 class Runner:
     """Holds what outlives one call: settings, the API client, the idempotency store."""
 
@@ -43,11 +47,11 @@ class Runner:
         self._locks = [threading.Lock() for _ in range(64)]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Runner":
-        """The runner the settings describe (``env``, default ``os.environ``); SettingsError if one
-        cannot be used."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, keep_s: float = 0.0) -> "Runner":
+        """The runner the settings describe (``env``, default ``os.environ``), remembering trigger
+        ids for at least ``keep_s`` seconds; SettingsError if a setting cannot be used."""
         settings = load(FunctionSettings, env)
-        return cls(settings, store=open_store(settings))
+        return cls(settings, store=open_store(settings, keep_s))
 
     # ------------------------------------------------------------------ cluster
     @property
@@ -76,9 +80,11 @@ class Runner:
         event_id: str | None = None,
         correlation_id: str | None = None,
         settings: FunctionSettings | None = None,
+        digest: str | None = None,
     ) -> dict[str, Any]:
-        """Raises catalog.UnknownFunction / catalog.InvalidParameters before anything is done;
-        every other failure becomes a result with status ``error``."""
+        """Raises catalog.UnknownFunction / catalog.InvalidParameters before anything is done, and
+        IdReused when ``event_id`` was answered for a trigger of another ``digest``; every other
+        failure becomes a result with status ``error``. An id answered before gets that answer."""
         h = get_handler(name)
         clean = catalog.validate_parameters(name, parameters if parameters is not None else {})
         model = h.spec.params.model_validate(clean)
@@ -86,14 +92,16 @@ class Runner:
         if not event_id:
             return self._run(h, model, effective_dry_run, None, correlation_id, settings)
         with self._lock_for(event_id):
-            seen = self.store.get(event_id)
+            seen = self.store.entry(event_id)
             if seen is not None:
+                if digest and seen[1] and seen[1] != digest:
+                    raise IdReused(f"trigger id {event_id} was answered before for other content")
                 metrics.DUPLICATES.labels(name).inc()
-                return seen
+                return seen[0]
             result = self._run(h, model, effective_dry_run, event_id, correlation_id, settings)
             # Errors are not remembered: a redelivery (Knative retry) gets another chance.
             if result["status"] != "error":
-                self.store.put(event_id, result)
+                self.store.put(event_id, result, digest)
             return result
 
     def _run(self, h: Any, model: Any, dry_run: bool, event_id: str | None, correlation_id: str | None,

@@ -7,7 +7,13 @@ Configured by the LLM settings (``agent_sre.settings.LLMSettings``):
 * ``LLM_MODEL`` (default ``functiongemma:270m``); ``LLM_API`` = ``ollama`` | ``openai`` (default: from the URL
   path — ``/v1…`` is OpenAI, anything else Ollama); ``LLM_API_KEY`` (Bearer token, optional);
 * ``LLM_CONNECT_TIMEOUT_MS`` (default 1000), ``LLM_TIMEOUT_MS`` (read timeout, default 10000);
-* ``LLM_BREAKER_FAILURES`` (K, default 3) and ``LLM_BREAKER_COOLOFF_S`` (default 30).
+* ``LLM_BREAKER_FAILURES`` (K, default 3) and ``LLM_BREAKER_COOLOFF_S`` (default 30);
+* ``LLM_MAX_TOKENS`` (default 256): the longest answer (``max_tokens``, Ollama's ``num_predict``); a
+  base model that answers in prose would otherwise write until its context is full;
+* ``LLM_KEEP_ALIVE`` (default 30m): sent to Ollama's API, which otherwise unloads an idle model
+  after 5 minutes and makes the next alert pay for loading it;
+* ``LLM_TOOL_CHOICE`` (default unset): sent to OpenAI-compatible servers only when set; servers
+  not started for tool choice (vLLM without ``--enable-auto-tool-choice``) refuse the request.
 
 Transport failures (refused, timeout, HTTP error status, a body that is not JSON) count towards the circuit
 breaker; an answer the catalog rejects does not (the server is healthy, the model is wrong).
@@ -66,6 +72,9 @@ class LLMConfig:
     breaker_failures: int = 3
     breaker_cooloff_s: float = 30.0
     temperature: float = 0.0
+    max_tokens: int = 256
+    keep_alive: str = "30m"
+    tool_choice: str = ""
 
     def __post_init__(self) -> None:
         self.api = (self.api or detect_api(self.url)).lower()
@@ -85,7 +94,8 @@ class LLMConfig:
             return None
         return cls(url=s.llm_url, model=s.llm_model, api=s.llm_api, api_key=s.llm_api_key or "",
                    connect_timeout_s=s.llm_connect_timeout_ms / 1000, read_timeout_s=s.llm_timeout_ms / 1000,
-                   breaker_failures=s.llm_breaker_failures, breaker_cooloff_s=s.llm_breaker_cooloff_s)
+                   breaker_failures=s.llm_breaker_failures, breaker_cooloff_s=s.llm_breaker_cooloff_s,
+                   max_tokens=s.llm_max_tokens, keep_alive=s.llm_keep_alive, tool_choice=s.llm_tool_choice)
 
 
 class CircuitBreaker:
@@ -166,10 +176,15 @@ class LLMClient:
     def request_body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         c = self.config
         if c.api == "openai":
-            return {"model": c.model, "messages": messages, "tools": tools, "tool_choice": "auto",
-                    "temperature": c.temperature, "stream": False}
-        return {"model": c.model, "messages": messages, "tools": tools, "stream": False,
-                "options": {"temperature": c.temperature}}
+            body = {"model": c.model, "messages": messages, "tools": tools, "temperature": c.temperature,
+                    "max_tokens": c.max_tokens, "stream": False}
+            if c.tool_choice:
+                body["tool_choice"] = c.tool_choice
+            return body
+        # Ollama reads keep_alive as a duration string or a number of seconds ("-1" is not a duration).
+        keep = int(c.keep_alive) if c.keep_alive.lstrip("-").isdigit() else c.keep_alive
+        return {"model": c.model, "messages": messages, "tools": tools, "stream": False, "keep_alive": keep,
+                "options": {"temperature": c.temperature, "num_predict": c.max_tokens}}
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ChatReply:
         """One chat turn. Raises LLMUnavailable (transport, breaker) or MalformedCall (unreadable reply)."""

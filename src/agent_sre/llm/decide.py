@@ -6,8 +6,7 @@ import logging
 
 from .. import catalog
 from ..alerts import Alert
-from ..chain.base import Abstain
-from ..decision import Decision, InvalidProposal, Method, validated
+from ..decision import Abstain, Decision, InvalidProposal, Method, validated
 from . import prompt
 from .client import CircuitOpen, LLMClient, LLMUnavailable
 from .parse import MalformedCall
@@ -16,15 +15,6 @@ log = logging.getLogger(__name__)
 
 # A tool call carries no calibrated probability; this fixed value marks LLM decisions as uncalibrated.
 LLM_CONFIDENCE = 0.5
-
-
-def _catalog_name(name: str) -> str:
-    """The catalog's spelling of ``name``; models sometimes write ``pod_restart`` for ``pod-restart``."""
-    names = catalog.function_names()
-    if name in names:
-        return name
-    alt = name.replace("_", "-")
-    return alt if alt in names else name
 
 
 class LLMDecider:
@@ -48,7 +38,7 @@ class LLMDecider:
         call = reply.calls[0]
         if not call.name:
             raise Abstain(f"{model} returned a tool call without a name")
-        name = _catalog_name(call.name)
+        name = prompt.catalog_name(call.name)
         if name not in catalog.function_names():
             raise Abstain(f"{model} called unknown function {call.name!r}")
         extra = f" (+{len(reply.calls) - 1} more calls ignored)" if len(reply.calls) > 1 else ""

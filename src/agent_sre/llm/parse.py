@@ -3,7 +3,8 @@
 * native ``tool_calls`` — Ollama gives ``arguments`` as an object, OpenAI-compatible servers as a JSON
   string (both are accepted from both APIs: servers differ);
 * FunctionGemma's raw text form, when the server's parser did not catch it:
-  ``<start_function_call>call:NAME{key:<escape>value<escape>,n:3}<end_function_call>``;
+  ``<start_function_call>call:NAME{key:<escape>value<escape>,n:3}<end_function_call>``, or the bare
+  ``call:NAME{...}`` when the server stripped the special tokens;
 * plain JSON in the text (``{"lambda_function": ..., "parameters": {...}}`` or
   ``{"name": ..., "arguments": {...}}``), found by ``jsonparse.extract_json``.
 
@@ -22,6 +23,8 @@ from ..jsonparse import NoJSONFound, extract_objects
 ESCAPE = "<escape>"
 START, END = "<start_function_call>", "<end_function_call>"
 _FG_HEAD = re.compile(r"<start_function_call>\s*call:([A-Za-z0-9_.:-]*)\s*\{")
+# Without the markers: ``call:`` at the start of the text or of a line/word, then a name and ``{``.
+_FG_BARE = re.compile(r"(?:^|(?<=[\s>`]))call:([A-Za-z_][A-Za-z0-9_.-]*)\s*\{")
 
 
 class MalformedCall(ValueError):
@@ -109,7 +112,8 @@ def _body_end(text: str, i: int) -> int:
 def functiongemma_calls(text: str) -> list[ToolCall]:
     calls = []
     text = text or ""
-    for m in _FG_HEAD.finditer(text):
+    head = _FG_HEAD if START in text else _FG_BARE
+    for m in head.finditer(text):
         end = _body_end(text, m.end())
         if end < 0:
             raise MalformedCall("unterminated FunctionGemma call")

@@ -1,24 +1,37 @@
-"""What the LLM is told: a system prompt with the task, and the alert as compact text."""
+"""What the LLM is told: a system turn, the task and the alert as compact text, and the tools.
+
+The system turn is exactly the sentence FunctionGemma's formatting guide puts before the function
+declarations ("You are a model that can do function calling with the following functions"); the
+server's chat template appends the declarations to it, so nothing else may go there. Ollama's
+FunctionGemma template adds wording of its own; other servers (llama.cpp, vLLM) add nothing, and
+without that sentence the model rarely calls. The task and the alert go in the user turn.
+
+Tool names are offered without hyphens (``pod_restart`` for ``pod-restart``): some servers'
+FunctionGemma parsers only match ``call:NAME`` when NAME is a word. ``catalog_name`` maps an
+offered name back; every answer is still validated against the catalog.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .. import catalog
 from ..alerts import Alert
 
-SYSTEM_PROMPT = (
-    "You choose the remediation for one Prometheus alert from a Kubernetes homelab. "
-    "Call exactly one of the provided functions when it fits the alert, copying argument values "
-    "verbatim from the alert's labels (object name and its namespace; for Flux objects the object's "
-    "namespace is the exported_namespace label when present). Prefer the read-only check functions when the "
-    "cause is unclear. If no function fits, do not call any function and answer with one short sentence. "
+SYSTEM_PROMPT = "You are a model that can do function calling with the following functions"
+
+TASK = (
+    "Choose the remediation for one Prometheus alert from a Kubernetes homelab. "
+    "Call exactly one of the functions when it fits the alert, copying argument values verbatim from "
+    "the alert's labels (object name and its namespace; for Flux objects the object's namespace is the "
+    "exported_namespace label when present). Prefer the read-only check functions when the cause is "
+    "unclear. If no function fits, do not call any function and answer with one short sentence. "
     "Never invent names or namespaces that are not in the alert."
 )
 
 MAX_VALUE = 200
 MAX_TEXT = 1500
-_SKIP_ANNOTATIONS = ("lambda_function", "lambda_parameters", "runbook_url")
 
 
 def _clip(v: str, n: int = MAX_VALUE) -> str:
@@ -38,9 +51,33 @@ def alert_text(alert: Alert) -> str:
 
 
 def messages(alert: Alert) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": alert_text(alert)}]
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": f"{TASK}\n\n{alert_text(alert)}"}]
+
+
+def offered_name(function: str) -> str:
+    """The name a catalog function is offered under: a word, no hyphens."""
+    return function.replace("-", "_")
+
+
+def catalog_name(name: str) -> str:
+    """The catalog function an answered name stands for (``pod_restart`` → ``pod-restart``); the
+    name unchanged when none does (the caller then refuses it)."""
+    names = catalog.function_names()
+    if name in names:
+        return name
+    for fn in names:
+        if offered_name(fn) == name:
+            return fn
+    return name
 
 
 def tools() -> list[dict[str, Any]]:
-    """One tool per catalog function (allowed values are in the descriptions as well as in ``enum``)."""
-    return catalog.tool_schemas()
+    """One tool per catalog function, under its offered name (allowed values are in the
+    descriptions as well as in ``enum``: some renderers drop ``enum``)."""
+    out = []
+    for t in catalog.tool_schemas():
+        t = copy.deepcopy(t)
+        t["function"]["name"] = offered_name(t["function"]["name"])
+        out.append(t)
+    return out

@@ -1,6 +1,6 @@
-"""trm-reasoning: the TRM behind HTTP, with micro-batching (issue 8). See ``service``."""
+"""trm-reasoning: the TRM behind HTTP (``service``), its alerts batched into shared forward passes.
+``engine`` holds what the service runs per batch."""
 
-from .batcher import MicroBatcher, Overloaded
 from .engine import DecisionEngine, Engine, TRMEngine, Verdict
 
-__all__ = ["MicroBatcher", "Overloaded", "DecisionEngine", "Engine", "TRMEngine", "Verdict"]
+__all__ = ["DecisionEngine", "Engine", "TRMEngine", "Verdict"]

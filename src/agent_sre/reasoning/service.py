@@ -9,20 +9,19 @@ A decision object: ``{alertname, status, lambda_function, parameters, plan, reas
 iterations, q_halt, abstained, reason}``; ``abstained`` is true when the model's answer should not be used
 (confidence under the threshold, invalid output, resolved alert) and ``reason`` says why.
 
-Concurrent requests are micro-batched (``MicroBatcher``) into one forward pass. A missing or corrupt model
-never crashes the process: readiness fails with the loader's message, decide endpoints answer 503, and the
-load is retried (at most every ``RELOAD_INTERVAL_S``) until it works.
+Concurrent requests' alerts are batched (``batching.Batcher``, one worker thread) into shared forward
+passes. A missing or corrupt model never crashes the process: readiness fails with the loader's message,
+decide endpoints answer 503, and the load is retried (at most every ``RELOAD_INTERVAL_S``) until it works.
 
-Environment: ``MODEL_PATH`` (default: the packaged model), ``TRM_THRESHOLD`` (default: the stage's),
-``BATCH_MAX`` (64), ``BATCH_WAIT_MS`` (2), ``QUEUE_MAX`` (4096), ``RELOAD_INTERVAL_S`` (10),
-``TORCH_THREADS``, ``MAX_BODY_BYTES``.
+Settings: ``TRMSettings`` (MODEL_PATH, default the packaged model; TRM_THRESHOLD, default the model's;
+TRM_BACKEND, TORCH_THREADS, DEVICE), ``ReasoningSettings`` (BATCH_MAX, BATCH_WAIT_MS, QUEUE_MAX,
+RELOAD_INTERVAL_S) and MAX_BODY_BYTES.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,13 +33,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, Field
 
 from ..alerts import Alert, IntakeError, parse_json_bytes
+from ..batching import Batcher, Overloaded
 from ..decision import Method, PlanStep
-from .batcher import MicroBatcher, Overloaded
+from ..settings import ReasoningSettings, ServerSettings, TRMSettings, load
+from ..trm.infer import default_model_path
 from .engine import Engine, TRMEngine, Verdict
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = int(os.environ.get("MAX_BODY_BYTES", str(1 << 20)))
 RESOLVED = "alert is resolved: resolved alerts never trigger a remediation"
 
 
@@ -133,39 +133,26 @@ class ModelHolder:
             return True
 
 
-def default_model_dir() -> Path | None:
-    from ..chain.trm import default_model_path
-
-    return default_model_path()
-
-
-def _env_num(name: str, default: float) -> float:
-    v = os.environ.get(name, "").strip()
-    try:
-        return float(v) if v else default
-    except ValueError:
-        raise SystemExit(f"{name}={v!r} is not a number") from None
-
-
 def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = None,
                loader: Callable[[], Engine] | None = None, threshold: float | None = None,
                max_batch: int | None = None, max_wait_ms: float | None = None, max_queue: int | None = None,
                reload_interval_s: float | None = None) -> FastAPI:
     """The service. Give an ``engine`` (tests, benchmarks), a ``loader``, or a ``model_dir`` (default
-    ``MODEL_PATH`` / the packaged model) loaded with the TRM stage at start-up."""
-    max_batch = int(max_batch if max_batch is not None else _env_num("BATCH_MAX", 64))
-    max_wait_ms = max_wait_ms if max_wait_ms is not None else _env_num("BATCH_WAIT_MS", 2.0)
-    max_queue = int(max_queue if max_queue is not None else _env_num("QUEUE_MAX", 4096))
-    reload_interval_s = reload_interval_s if reload_interval_s is not None else _env_num("RELOAD_INTERVAL_S", 10)
-    if threshold is None and os.environ.get("TRM_THRESHOLD", "").strip():
-        threshold = _env_num("TRM_THRESHOLD", 0.9)
+    ``MODEL_PATH`` / the packaged model) loaded with ``TRMEngine`` at start-up. Arguments left out come
+    from the settings."""
+    rs = load(ReasoningSettings)
+    max_body = load(ServerSettings).max_body_bytes
+    max_batch = int(max_batch if max_batch is not None else rs.batch_max)
+    max_wait_ms = max_wait_ms if max_wait_ms is not None else rs.batch_wait_ms
+    max_queue = int(max_queue if max_queue is not None else rs.queue_max)
+    reload_interval_s = reload_interval_s if reload_interval_s is not None else rs.reload_interval_s
 
     if engine is not None:
         holder = ModelHolder(lambda: engine, "the given engine", reload_interval_s)
     elif loader is not None:
         holder = ModelHolder(loader, "the given loader", reload_interval_s)
     else:
-        md = Path(model_dir) if model_dir else default_model_dir()
+        md = Path(model_dir) if model_dir else default_model_path()
 
         def _load() -> Engine:
             if md is None:
@@ -192,18 +179,17 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
         assert holder.engine is not None
         return list(holder.engine.decide_batch(alerts))
 
-    batcher: MicroBatcher[Alert, Verdict] = MicroBatcher(
-        run_batch, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
-        on_batch=lambda n, dt: (m_batch.observe(n), m_fwd.observe(dt)))
-    m_queue.set_function(lambda: batcher._queue.qsize() if batcher._queue is not None else 0)
+    batcher: Batcher[Alert, Verdict | BaseException] = Batcher(
+        run_batch, max_size=max_batch, size=lambda _alert: 1, max_wait_s=max_wait_ms / 1000, max_queue=max_queue,
+        on_batch=lambda n, dt: (m_batch.observe(n), m_fwd.observe(dt)), name="trm-forward")
+    m_queue.set_function(lambda: batcher.queued)
     m_ready.set_function(lambda: 1.0 if holder.engine is not None else 0.0)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        await batcher.start()
         await holder.ensure(force=True)
         yield
-        await batcher.stop()
+        batcher.close()
 
     app = FastAPI(title="trm-reasoning", version="0.1.0", lifespan=lifespan,
                   description="The Tiny Recursive Model as a service: alerts in, remediation decisions out, "
@@ -218,11 +204,11 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
     async def _decide(request: Request, endpoint: str, batch: bool) -> Response:
         t0 = time.perf_counter()
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            return _err(endpoint, 413, f"body of {length} bytes exceeds the limit of {MAX_BODY}", t0)
+        if length and length.isdigit() and int(length) > max_body:
+            return _err(endpoint, 413, f"body of {length} bytes exceeds the limit of {max_body}", t0)
         body = await request.body()
-        if len(body) > MAX_BODY:
-            return _err(endpoint, 413, f"body exceeds the limit of {MAX_BODY} bytes", t0)
+        if len(body) > max_body:
+            return _err(endpoint, 413, f"body exceeds the limit of {max_body} bytes", t0)
         try:
             alerts = parse_json_bytes(body)
         except IntakeError as e:
@@ -231,9 +217,11 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
             return _err(endpoint, 503, f"model not ready: {holder.error}", t0)
         firing = [a for a in alerts if a.firing]
         try:
-            results = await batcher.submit_many(firing) if firing else []
+            futs = batcher.put_many(firing) if firing else []
         except Overloaded as e:
             return _err(endpoint, 503, str(e), t0)
+        # one result per alert; a failed forward pass is that alert's result (reported per alert)
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in futs), return_exceptions=True)
         it = iter(results)
         docs = []
         for a in alerts:
@@ -296,4 +284,4 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
 
 
 def app_from_env() -> FastAPI:
-    return create_app(model_dir=os.environ.get("MODEL_PATH") or None)
+    return create_app(model_dir=load(TRMSettings).model_path)

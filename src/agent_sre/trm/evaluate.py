@@ -1,4 +1,4 @@
-"""Evaluating a TRM predictor on labelled records, and the end-to-end ``train_from_jsonl``.
+"""Evaluating a TRM predictor on labelled records: metrics, report text, plots, and what would pass the gate.
 
 Metrics (``evaluate_records``):
 
@@ -14,11 +14,9 @@ Metrics (``evaluate_records``):
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .. import catalog
 
@@ -133,12 +131,7 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "TRM 
             if v:
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="black")
     ax.set_title(title)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return _save(fig, path)
 
 
 def plot_reliability(metrics: dict[str, Any], path: str | Path, title: str = "TRM reliability") -> Path:
@@ -159,6 +152,12 @@ def plot_reliability(metrics: dict[str, Any], path: str | Path, title: str = "TR
     ax.set_ylabel("exact accuracy")
     ax.set_title(f"{title} (ECE {metrics['calibration']['ece']:.3f})")
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -184,87 +183,6 @@ def format_report(m: dict[str, Any], name: str = "") -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- end to end
-
-
-def encode_records(tok: Any, records: Iterable[dict[str, Any]]):
-    import torch
-
-    X, Y = [], []
-    for r in records:
-        e = tok.encode(r["alert"])
-        X.append(e.ids)
-        Y.append(tok.labels(r["alert"], r["expect"], e))
-    return torch.tensor(X, dtype=torch.long), torch.tensor(Y, dtype=torch.long)
-
-
-# The recipe measured on 2 shared CPU cores (see the helper report): the cpu preset narrowed to
-# hidden 64 / 4 heads / at most 4 supervision steps, L = 40, cosine lr 2e-3, EMA 0.995, 4 epochs
-# (24,000 generated records, seed 1: about 6 minutes of training).
-CPU_TRAIN_DEFAULTS: dict[str, Any] = {"schedule": "cosine", "ema_decay": 0.995, "warmup_steps": 50}
-
-
-def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: str | Path, *, preset: str = "cpu",
-                     seed: int = 0, split_by: str = "name", epochs: int = 4, lr: float = 2e-3,
-                     batch_size: int = 64, max_steps: int | None = None, threshold: float = 0.9,
-                     num_threads: int | None = 1, progress: bool = False,
-                     extra_eval: dict[str, list[dict[str, Any]]] | None = None,
-                     model_overrides: dict[str, Any] | None = None, seq_len: int = 40,
-                     resume: bool = False, export_dir: str | Path | None = None,
-                     **train_overrides: Any) -> dict[str, Any]:
-    """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
-    (by alert name and template by default) and export the model with its tokenizer and catalog hash.
-
-    Writes into ``output_dir``: ``model/`` (the export, or ``export_dir``), ``metrics.json``, ``confusion.png``,
-    ``reliability.png``, ``split.json`` and the training run (``run/``). Returns the metrics."""
-
-    from .checkpoint import export, model_from_checkpoint
-    from .records import merge, split
-    from .encoding import Tokenizer, default_priority_keys
-    from .infer import Predictor
-    from .model import TRMConfig
-    from .train import TrainConfig, train
-
-    t0 = time.time()
-    paths = training_data if isinstance(training_data, list) else [training_data]
-    records = merge(paths)
-    sp = split(records, seed=seed, by=split_by)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "split.json").write_text(json.dumps({**sp.info, "records": len(records),
-                                                 "data": [str(p) for p in paths]}, indent=2))
-    tok = Tokenizer.build([r["alert"] for r in sp.train], seq_len=seq_len, priority_keys=default_priority_keys())
-    Xt, Yt = encode_records(tok, sp.train)
-    Xv, Yv = encode_records(tok, sp.val)
-    t_enc = time.time() - t0
-    mc = TRMConfig.preset(preset, seq_len=tok.seq_len, feature_vocab=tok.feature_vocab, n_out=tok.space.n_out,
-                          **(model_overrides or {}))
-    tkw = {**(CPU_TRAIN_DEFAULTS if preset == "cpu" else {}), **train_overrides}
-    tc = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
-                     num_threads=num_threads, **tkw)
-    tm = train(mc, tc, (Xt, Yt), (Xv, Yv), output_dir=out / "run", progress=progress, resume=resume)
-    ema, _cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
-    extra = {"tokenizer": tok.to_dict(), "catalog_hash": catalog.catalog_hash(), "labels": tok.space.classes,
-             "split": sp.info, "seed": seed, "preset": preset, "threshold": threshold}
-    model_dir = Path(export_dir) if export_dir else out / "model"
-    export(ema, mc, model_dir, extra=extra)
-    pred = Predictor.load(model_dir)
-    metrics: dict[str, Any] = {"train": {k: v for k, v in tm.items() if isinstance(v, (int, float))},
-                               "sizes": sp.info["sizes"], "encode_s": t_enc,
-                               "model": {"preset": preset, "seq_len": tok.seq_len,
-                                         "feature_vocab": list(tok.feature_vocab), "n_out": tok.space.n_out,
-                                         "params": int(sum(p.numel() for p in ema.parameters()))}}
-    test = evaluate_records(pred, sp.test, threshold=threshold)
-    metrics["test"] = test
-    plot_confusion(test, out / "confusion.png", title=f"held-out ({split_by}) test")
-    plot_reliability(test, out / "reliability.png", title=f"held-out ({split_by}) test")
-    for name, recs in (extra_eval or {}).items():
-        metrics[name] = evaluate_records(pred, recs, threshold=threshold)
-    metrics["wall_s"] = time.time() - t0
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    return metrics
-
-
 def format_tables(m: dict[str, Any]) -> str:
     """The per-function confusion matrix and the calibration table as plain text."""
     labels = m["confusion"]["labels"]
@@ -279,17 +197,6 @@ def format_tables(m: dict[str, Any]) -> str:
             lines.append(f"  [{b['lo']:.1f}, {b['hi']:.1f}): n={b['n']:<6} conf={b['confidence']:.3f} "
                          f"acc={b['accuracy']:.3f}")
     return "\n".join(lines)
-
-
-def reexport(output_dir: str | Path, export_dir: str | Path) -> Path:
-    """Export the EMA weights of ``output_dir/run/checkpoint.pt`` again, with the tokenizer and label
-    space recorded in ``output_dir/model`` (e.g. after resuming a run)."""
-    from .checkpoint import export, load_exported, model_from_checkpoint
-
-    out = Path(output_dir)
-    _, _, extra = load_exported(out / "model")
-    ema, cfg = model_from_checkpoint(out / "run" / "checkpoint.pt")
-    return export(ema, cfg, export_dir, extra=extra)
 
 
 def gate_view(predictor: Any, records: list[dict[str, Any]], *, threshold: float = 0.9,

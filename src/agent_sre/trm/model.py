@@ -19,84 +19,16 @@ the Q head reads prefix position 0, the output head reads the L real positions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TRMConfig
+from .halting import act
+
 IGNORE_INDEX = -100
-
-_PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's attention configuration (Sudoku-Extreme MLP / Maze / ARC): 2 layers, D=512, 8 heads,
-    # n=6, T=3, N_sup=16. SwiGLU width rounded to multiples of 256 as in the reference code.
-    "paper": dict(hidden=512, heads=8, layers=2, expansion=4.0, n=6, T=3, n_sup=16, ffn_multiple=256),
-    # Serving on 2 CPU cores: (n+1)*T = 6 net calls per supervision step, ACT usually stops early.
-    # Sized for a few ms per supervision step for one alert at L=40 on a slow, shared 2-core CPU
-    # (hidden 128 measured ~2x slower for no accuracy gain on the alert task).
-    "cpu": dict(hidden=64, heads=4, layers=2, expansion=4.0, n=2, T=2, n_sup=4, ffn_multiple=64),
-    # Unit tests.
-    "tiny": dict(hidden=32, heads=2, layers=2, expansion=2.0, n=2, T=2, n_sup=4, ffn_multiple=16),
-}
-
-
-@dataclass(kw_only=True)
-class TRMConfig:
-    seq_len: int  # L: real positions (the learned prefix is added on top)
-    feature_vocab: tuple[int, ...]  # vocabulary size of each input channel; id 0 = padding everywhere
-    n_out: int  # classes per position
-    hidden: int
-    heads: int
-    layers: int = 2
-    expansion: float = 4.0
-    n: int  # latent (z) updates per cycle
-    T: int  # cycles per supervision step (T-1 of them without grad)
-    n_sup: int  # max deep-supervision steps
-    mixer: str = "attention"  # "attention" (non-causal, RoPE) | "mlp" (paper's MLP over the sequence)
-    halt_exploration_prob: float = 0.1
-    n_prefix: int = 1
-    ffn_multiple: int = 64
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    # True: attention never looks at padding (all-zero input positions), so an alert's answer does
-    # not depend on how much padding follows it, and a batch is cut to its longest alert (a typical
-    # alert fills half of seq_len: measured 2x less model time per alert). Off by default and in the
-    # shipped model: a retrain with it scored better on validation but let 3 wrong remediations
-    # through the gate on the held-out test split (0 for the shipped model); see the README.
-    mask_padding: bool = False
-
-    def __post_init__(self) -> None:
-        self.feature_vocab = tuple(int(v) for v in self.feature_vocab)
-        if not self.feature_vocab or min(self.feature_vocab) < 2:
-            raise ValueError("feature_vocab needs >=1 channel, each with >=2 ids (0 is padding)")
-        if self.mixer not in ("attention", "mlp"):
-            raise ValueError(f"mixer must be 'attention' or 'mlp', not {self.mixer!r}")
-        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
-            raise ValueError("hidden must split into heads of even size (RoPE rotates pairs)")
-        if min(self.seq_len, self.n_out, self.n, self.T, self.n_sup, self.layers, self.n_prefix) < 1:
-            raise ValueError("seq_len, n_out, n, T, n_sup, layers, n_prefix must all be >= 1")
-
-    @classmethod
-    def preset(cls, name: str, *, seq_len: int, feature_vocab: tuple[int, ...] | list[int],
-               n_out: int, **overrides: Any) -> "TRMConfig":
-        if name not in _PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose from {sorted(_PRESETS)}")
-        return cls(seq_len=seq_len, feature_vocab=tuple(feature_vocab), n_out=n_out,
-                   **{**_PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["feature_vocab"] = list(self.feature_vocab)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TRMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:  # a typo or a newer format should be loud, not silently dropped
-            raise ValueError(f"unknown TRMConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -238,8 +170,10 @@ class TRM(nn.Module):
             self.q_head.bias.fill_(-5.0)
 
     # -- input --------------------------------------------------------------------------------
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """x: Long[B, L, F] -> x_emb: [B, n_prefix + L, D] (prefix first, channel embeddings summed)."""
+    def embed(self, x: torch.Tensor, *, bag: bool = True) -> torch.Tensor:
+        """x: Long[B, L, F] -> x_emb: [B, n_prefix + L, D] (prefix first, channel embeddings summed).
+        ``bag=False`` computes the same sum as a lookup then a sum, the form the ONNX export can
+        express (EmbeddingBag with a padding index has none); row 0, the padding row, is zero."""
         cfg = self.cfg
         if x.dim() != 3 or x.shape[2] != len(cfg.feature_vocab):
             raise ValueError(f"x must be [B, L, {len(cfg.feature_vocab)}], got {tuple(x.shape)}")
@@ -250,14 +184,16 @@ class TRM(nn.Module):
         if bool(((x < 0) | (x >= self.channel_vocab)).any()):
             raise ValueError("input ids out of range for feature_vocab")
         ids = torch.where(x > 0, x + self.channel_base, torch.zeros_like(x))
-        e = self.tok_emb(ids.reshape(B * L, Fc)).view(B, L, -1)
+        if bag:
+            e = self.tok_emb(ids.reshape(B * L, Fc)).view(B, L, -1)
+        else:
+            e = F.embedding(ids, self.tok_emb.weight).sum(2)
         e = torch.cat((self.prefix_emb.to(e.dtype).expand(B, -1, -1), e), dim=1)
         return self.embed_scale * e
 
     @property
     def masks_padding(self) -> bool:
-        """Attention ignores padding (``mask_padding``; the MLP mixer always mixes every position)."""
-        return self.cfg.mask_padding and self.cfg.mixer == "attention"
+        return self.cfg.masks_padding
 
     def keep_mask(self, x: torch.Tensor) -> torch.Tensor | None:
         """Bool[B, n_prefix + L]: True where attention may look (prefix and real positions), or
@@ -313,36 +249,26 @@ class TRM(nn.Module):
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, max_steps: int | None = None,
                 halt_threshold: float = 0.0) -> dict[str, torch.Tensor]:
-        """Run up to max_steps (default n_sup) supervision steps; a sample halts (outputs frozen) at
-        the first step with q_halt > halt_threshold (logit; 0.0 <=> sigmoid > 0.5), or at the last.
-        Only still-running samples are computed, and only up to the batch's longest alert (with
-        ``mask_padding``; probabilities past it are 0). Returns probs [B,L,n_out], steps [B], q_halt [B]."""
-        max_steps = max_steps or self.cfg.n_sup
-        B, L_full = x.shape[:2]
+        """Up to max_steps (default n_sup) supervision steps with per-row halting (``halting.act``:
+        a row stops at the first step with q_halt > halt_threshold, or at the last). Halted rows are
+        not computed again, and with ``mask_padding`` only columns up to the batch's longest alert
+        are (probabilities past it are 0). Returns probs [B,L,n_out], steps [B], q_halt [B]."""
+        B, width = x.shape[:2]
         x = self.trim(x)
         L = x.shape[1]
-        x_emb = self.embed(x)
-        keep = self.keep_mask(x)
-        y, z = self.initial_carry(B, L)
-        probs = torch.zeros(B, L_full, self.cfg.n_out, device=x.device)
-        steps = torch.zeros(B, dtype=torch.long, device=x.device)
-        q_prob = torch.zeros(B, device=x.device)
-        active = torch.arange(B, device=x.device)
-        for s in range(1, max_steps + 1):
-            y, z, logits, q = self.step(x_emb, y, z, keep)
-            halt = q > halt_threshold if s < max_steps else torch.ones_like(q, dtype=torch.bool)
-            if bool(halt.all()):
-                probs[active, :L] = logits.float().softmax(-1)
-                steps[active], q_prob[active] = s, torch.sigmoid(q)
-                break
-            if bool(halt.any()):
-                done = active[halt]
-                probs[done, :L] = logits[halt].float().softmax(-1)
-                steps[done], q_prob[done] = s, torch.sigmoid(q[halt])
-                run = ~halt
-                active, x_emb, y, z = active[run], x_emb[run], y[run], z[run]
-                keep = None if keep is None else keep[run]
-        return {"probs": probs, "steps": steps, "q_halt": q_prob}
+        carry = [self.embed(x), *self.initial_carry(B, L), self.keep_mask(x)]
+
+        def step(running: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            if running is not None:
+                rows = torch.from_numpy(running).to(x.device)
+                carry[:] = [None if t is None else t[rows] for t in carry]
+            x_emb, y, z, keep = carry
+            carry[1], carry[2], logits, q = self.step(x_emb, y, z, keep)
+            return logits.float().cpu().numpy(), q.float().cpu().numpy()
+
+        out = act(step, B, length=L, width=width, n_out=self.cfg.n_out, max_steps=max_steps or self.cfg.n_sup,
+                  halt_threshold=halt_threshold)
+        return {k: torch.from_numpy(v).to(x.device) for k, v in out.items()}
 
 
 def count_parameters(model: nn.Module) -> int:

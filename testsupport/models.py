@@ -1,23 +1,24 @@
-"""Models for tests and benchmarks: the packaged/trained export when present, else random weights at a
-preset's shape (with a tokenizer built from generated alerts, so inputs are realistic)."""
+"""Real exports for tests and benchmarks: an untrained TRM at a preset's shape, with a tokenizer built
+from generated alerts so inputs are realistic; and sample alerts from the same generator."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .. import catalog
+from agent_sre import catalog
 
 
 def random_export(out_dir: str | Path, preset: str = "tiny", *, seed: int = 0, n_alerts: int = 1500,
                   **overrides: Any) -> Path:
-    """Export an untrained TRM at ``preset`` (``tiny`` | ``cpu`` | ``paper``) that ``Predictor.load`` accepts."""
+    """Export (weights, ONNX graph, config) an untrained TRM at ``preset`` (``tiny`` | ``cpu`` | ``paper``)
+    that ``load_predictor`` accepts."""
     import torch
 
-    from ..trm.checkpoint import export
-    from ..trm.generator import generate
-    from ..trm.encoding import Tokenizer, default_priority_keys
-    from ..trm.model import TRM, TRMConfig
+    from agent_sre.trm.checkpoint import export
+    from agent_sre.trm.generator import generate
+    from agent_sre.trm.encoding import Tokenizer, default_priority_keys
+    from agent_sre.trm.model import TRM, TRMConfig
 
     recs = generate(n=n_alerts, seed=seed)
     tok = Tokenizer.build([r["alert"] for r in recs], priority_keys=default_priority_keys())
@@ -31,7 +32,7 @@ def random_export(out_dir: str | Path, preset: str = "tiny", *, seed: int = 0, n
 
 def sample_alerts(n: int, seed: int = 1) -> list[dict[str, Any]]:
     """``n`` realistic firing alerts (dicts) from the dataset generator."""
-    from ..trm.generator import generate
+    from agent_sre.trm.generator import generate
 
     out = []
     for r in generate(n=max(n * 2, 10), seed=seed):
