@@ -100,7 +100,7 @@ class DecisionCache:
 
 
 def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_desk: Callable[[], Desk] | None,
-           *, group_wait: float = 1.0, group_interval: float = 2.0, policy: Any = None,
+           *, group_wait: float = 1.0, group_interval: float = 2.0, time_scale: float = 1.0, policy: Any = None,
            log: list[tuple[float, str, str, Any]] | None = None) -> Sent:
     """Play ``scn``; ``make_desk`` None: no incident layer (each alert on its own, as before).
     ``log`` receives (time, fingerprint, what, detail) for every delivery and step (the picture)."""
@@ -111,7 +111,7 @@ def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_
         gate = Gate(policy=policy, state=SQLiteState(Path(tmp) / "state.db"))
         queue: list[tuple[float, int, str, Any]] = []
         n = 0
-        for d in deliveries(scn, group_wait, group_interval):
+        for d in deliveries(scn, group_wait, group_interval, time_scale=time_scale):
             heapq.heappush(queue, (d.at, n, "deliver", parse_payload(d.payload)))
             n += 1
         while queue:
@@ -122,12 +122,12 @@ def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_
                     note((now, a.fingerprint or "", "delivered", None))
             if desk is None:
                 for a, d in zip(alerts, decisions):
-                    _act(gate, a, d, sent, scn, now, note)
+                    _act(gate, a, d, sent, scn, now, note, time_scale)
                 continue
             steps, changes = desk.plan(list(zip(alerts, decisions)), now, fresh=what == "deliver")
             for a, d, st in zip(alerts, decisions, steps):
                 if st.what == "decide":
-                    _act(gate, a, d, sent, scn, now, note)
+                    _act(gate, a, d, sent, scn, now, note, time_scale)
                 elif st.what == "defer":
                     note((now, a.fingerprint or "", "defer", st.until))
                     heapq.heappush(queue, (st.until, n, "wake", [a]))
@@ -151,7 +151,7 @@ def replay(scn: Scenario, decide: Callable[[list[Alert]], list[Decision]], make_
 
 
 def _act(gate: Gate, a: Alert, d: Decision, sent: Sent, scn: Scenario, now: float,
-         note: Callable[[tuple[float, str, str, Any]], None]) -> None:
+         note: Callable[[tuple[float, str, str, Any]], None], time_scale: float = 1.0) -> None:
     if not a.firing:
         return
     if not d.action:
@@ -169,5 +169,5 @@ def _act(gate: Gate, a: Alert, d: Decision, sent: Sent, scn: Scenario, now: floa
         return
     sent.triggers.append((d.lambda_function or "", dict(d.parameters), a.fingerprint or ""))
     note((now, a.fingerprint or "", "trigger", d.lambda_function))
-    first = min((x.at for x in scn.alerts if x.fingerprint == a.fingerprint), default=now)
+    first = min((x.at * time_scale for x in scn.alerts if x.fingerprint == a.fingerprint), default=now)
     sent.latency.append(now - first)

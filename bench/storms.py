@@ -16,8 +16,9 @@ against the storm's ideal. ``--env INCIDENTS=false`` gives the agent without its
 with the deterministic correlator, and with each TRM run given by ``--trm`` in its place; plus
 the agent without incidents. Same chain, same gate, same scoring.
 
-``settle``: the offline replay over settle windows (0 to 16 s): ideal storms, excess triggers and
-the delay added to the controls' actions, to choose ``INCIDENT_SETTLE_SECONDS``.
+``settle``: the offline replay over settle windows (0 to 30 s) and storm clocks (x1: Alertmanager
+``group_wait`` 1 s, ``group_interval`` 2 s; x3: three times slower): ideal storms, excess triggers
+and the delay added to the controls' actions, to choose ``INCIDENT_SETTLE_SECONDS``.
 
 Figures: storms handled ideally (every ideal trigger sent once, nothing else, the expected number of
 escalations, no unrelated alert held), triggers sent vs ideal, excess, forbidden actions (a pod
@@ -189,10 +190,11 @@ def _chain():
     return DecisionCache(Chain())
 
 
-def run_offline(storms: list[Scenario], decide, make_desk) -> list[tuple[Scenario, Score, Sent]]:
+def run_offline(storms: list[Scenario], decide, make_desk, time_scale: float = 1.0) -> list[tuple[Scenario, Score, Sent]]:
     out = []
     for scn in storms:
-        sent = replay(scn, decide, make_desk, group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL)
+        sent = replay(scn, decide, make_desk, group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL,
+                      time_scale=time_scale)
         out.append((scn, score(scn, sent), sent))
     return out
 
@@ -227,14 +229,16 @@ def cmd_offline(a: argparse.Namespace) -> None:
 def cmd_settle(a: argparse.Namespace) -> None:
     storms = [s for i in range(a.storms // 16 + 1) for s in storm_set(a.seed + i)][: a.storms]
     decide = _chain()
-    print("| settle window (s) | ideal storms | excess triggers | forbidden | control storms: median / max seconds "
-          "from first webhook to trigger |")
-    print("| --- | --- | --- | --- | --- |")
-    for settle in a.windows:
-        res = run_offline(storms, decide, lambda: Desk(settle_s=settle, needs_nothing=needs_nothing))
-        lat = [x for scn, _, sent in res if scn.kind == "control" for x in sent.latency]
-        print(f"| {settle:g} | {sum(s.ideal for _, s, _ in res)}/{len(res)} | {sum(s.excess for _, s, _ in res)} | "
-              f"{sum(s.forbidden for _, s, _ in res)} | {statistics.median(lat):.1f} / {max(lat):.1f} |", flush=True)
+    print("| storm clock | settle window (s) | ideal storms | excess triggers | forbidden | control storms: "
+          "median / max seconds from first webhook to trigger |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for scale in a.time_scales:
+        for settle in a.windows:
+            res = run_offline(storms, decide, lambda: Desk(settle_s=settle, needs_nothing=needs_nothing), scale)
+            lat = [x for scn, _, sent in res if scn.kind == "control" for x in sent.latency]
+            print(f"| x{scale:g} | {settle:g} | {sum(s.ideal for _, s, _ in res)}/{len(res)} | "
+                  f"{sum(s.excess for _, s, _ in res)} | {sum(s.forbidden for _, s, _ in res)} | "
+                  f"{statistics.median(lat):.1f} / {max(lat):.1f} |", flush=True)
 
 
 def main() -> None:
@@ -255,7 +259,9 @@ def main() -> None:
     s = sub.add_parser("settle")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--storms", type=int, default=64)
-    s.add_argument("--windows", type=float, nargs="+", default=[0, 1, 2, 4, 6, 8, 12, 16])
+    s.add_argument("--windows", type=float, nargs="+", default=[0, 2, 4, 6, 10, 16, 30])
+    s.add_argument("--time-scales", type=float, nargs="+", default=[1.0, 3.0],
+                   help="the storm's clock: x3 = Alertmanager group_wait 3 s, group_interval 6 s, roots up to ~15 s late")
     a = ap.parse_args()
     {"http": cmd_http, "offline": cmd_offline, "settle": cmd_settle}[a.cmd](a)
 

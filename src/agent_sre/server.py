@@ -209,6 +209,9 @@ def create_app(agent: Agent, auth_token: str | None = None, *, max_body: int | N
                                "auth": expected is not None}
         if agent.outbox is not None:
             doc["outbox"] = agent.outbox.stats()
+        if agent.incidents is not None:
+            # alerts waiting out a settle window are pending in the inbox too: work not done yet
+            doc["incidents"] = agent.incidents.stats(agent.clock())
         return doc
 
     @app.get("/incidents", summary="The firing alerts, their roles (alone, root, lead, symptom) and what was done")

@@ -126,7 +126,9 @@ def test_a_symptom_before_its_root_waits_and_is_held_when_the_root_arrives(agent
     r = httpx.post(url + "/webhook", json=_hook(POD))
     (o,) = r.json()["outcomes"]
     assert o["incident"]["step"] == "defer" and o["events"] == []
-    assert httpx.get(url + "/readyz").json()["outbox"]["inbox"] == {"pending": 1}  # waiting, durably
+    ready = httpx.get(url + "/readyz").json()
+    assert ready["outbox"]["inbox"] == {"pending": 1}  # waiting, durably
+    assert ready["incidents"]["waiting"] == 1 and 0 < ready["incidents"]["next_due_s"] <= SETTLE
     httpx.post(url + "/webhook", json=_hook(NODE))
     wait_drained(url)
     trig, esc = outcome(sink)

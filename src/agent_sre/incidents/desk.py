@@ -155,6 +155,17 @@ class Desk:
             self._rows[fp] = row
 
     # ------------------------------------------------------------------ out
+    def stats(self, now: float) -> dict[str, Any]:
+        """Counts for ``/readyz``: alerts firing, waiting (settle or release), held; incidents escalated;
+        seconds until the next waiting alert is due."""
+        with self._lock:
+            firing = self.view.firing(now)
+            waiting = [e for e in firing if e.state in ("deferred", "released")]
+            due = min((e.until for e in waiting if e.until is not None), default=None)
+            return {"firing": len(firing), "waiting": len(waiting), "held": sum(e.state == "held" for e in firing),
+                    "escalated": len(self.escalated), "next_due_s": None if due is None else max(0.0, round(due - now, 3)),
+                    "settle_s": self.settle_s}
+
     def snapshot(self, now: float) -> list[dict[str, Any]]:
         """The firing alerts with their roles and what was done (for ``GET /incidents``)."""
         with self._lock:
