@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/storms.py http [--seed 0] [--time-scale 1.0] [--env KEY=VALUE ...]
     .venv/bin/python bench/storms.py offline [--seed 0] [--storms 16] [--trm runs/incident ...]
-    .venv/bin/python bench/storms.py settle [--seed 0] [--storms 60]
+    .venv/bin/python bench/storms.py settle [--seed 0] [--storms 64]
+    .venv/bin/python bench/storms.py depth --trm runs/incident-rec --trm runs/incident-plain
 
 ``http``: for each storm of the set (``incidents.scenarios.storm_set``: 16 storms, 3 of each
 incident kind, 2 of each control), start the real agent (``agent-sre serve``, a subprocess, fresh
@@ -24,6 +25,9 @@ Figures: storms handled ideally (every ideal trigger sent once, nothing else, th
 escalations, no unrelated alert held), triggers sent vs ideal, excess, forbidden actions (a pod
 restarted on a down node, any action on a symptom), pod restarts on a down node, escalations,
 storm-breaker openings.
+
+``depth``: the incident TRMs on held-out views with the recursion cut to 1..N_sup supervision steps,
+and with ACT deciding (the depth ablation).
 """
 
 from __future__ import annotations
@@ -241,6 +245,36 @@ def cmd_settle(a: argparse.Namespace) -> None:
                   f"{statistics.median(lat):.1f} / {max(lat):.1f} |", flush=True)
 
 
+def cmd_depth(a: argparse.Namespace) -> None:
+    """Accuracy of each incident TRM on held-out views (storms of another seed), with the
+    supervision steps forced to 1..N_sup and with ACT deciding."""
+    import torch
+
+    from agent_sre.trm import incident as I
+    from agent_sre.trm.checkpoint import model_from_checkpoint
+    from agent_sre.trm.model import IGNORE_INDEX
+
+    X, Y = I.dataset(a.val_storms, 4242)
+    print(f"{len(X)} held-out views of {a.val_storms} storms (seed 4242)\n")
+    print("| model | n, T, N_sup | steps | exact (all alerts of a view right) | per alert |")
+    print("| --- | --- | --- | --- | --- |")
+    for run in a.trm:
+        model, cfg = model_from_checkpoint(Path(run) / "checkpoint.pt")
+        for k in [*range(1, cfg.n_sup + 1), "ACT"]:
+            ok_tok = n_tok = ok_seq = steps = 0
+            with torch.inference_mode():
+                for i in range(0, len(X), 256):
+                    xb, yb = X[i:i + 256], Y[i:i + 256]
+                    out = model.predict(xb) if k == "ACT" else model.predict(xb, max_steps=k, halt_threshold=float("inf"))
+                    pred, mask = out["probs"].argmax(-1), yb != IGNORE_INDEX
+                    ok = (pred == yb) & mask
+                    ok_tok, n_tok = ok_tok + int(ok.sum()), n_tok + int(mask.sum())
+                    ok_seq += int((ok | ~mask).all(-1).sum())
+                    steps += float(out["steps"].float().sum())
+            print(f"| {Path(run).name} | {cfg.n}, {cfg.T}, {cfg.n_sup} | {k if k != 'ACT' else f'ACT ({steps / len(X):.2f})'} | "
+                  f"{ok_seq / len(X):.1%} | {ok_tok / n_tok:.1%} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -262,8 +296,11 @@ def main() -> None:
     s.add_argument("--windows", type=float, nargs="+", default=[0, 2, 4, 6, 10, 16, 30])
     s.add_argument("--time-scales", type=float, nargs="+", default=[1.0, 3.0],
                    help="the storm's clock: x3 = Alertmanager group_wait 3 s, group_interval 6 s, roots up to ~15 s late")
+    d = sub.add_parser("depth")
+    d.add_argument("--trm", action="append", default=[], required=True, help="a TRM incident run directory (repeatable)")
+    d.add_argument("--val-storms", type=int, default=300)
     a = ap.parse_args()
-    {"http": cmd_http, "offline": cmd_offline, "settle": cmd_settle}[a.cmd](a)
+    {"http": cmd_http, "offline": cmd_offline, "settle": cmd_settle, "depth": cmd_depth}[a.cmd](a)
 
 
 if __name__ == "__main__":
