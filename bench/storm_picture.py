@@ -1,6 +1,6 @@
 """Draw one storm as the incident desk handled it: docs/incidents.png (for the README).
 
-    .venv/bin/python bench/storm_picture.py [--out docs/incidents.png] [--settle 8]
+    .venv/bin/python bench/storm_picture.py [--out docs/incidents.png] [--settle 10]
 
 Two generated storms at once (``node`` seed 17: a node goes NotReady after its pods start failing,
 their alerts carry no node label, and two unrelated pods crash on healthy nodes; ``gitrepo`` seed 2:
@@ -49,7 +49,7 @@ def label(a) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "incidents.png")
-    ap.add_argument("--settle", type=float, default=8.0)
+    ap.add_argument("--settle", type=float, default=10.0)
     a = ap.parse_args()
     scn = storm()
     log: list = []
