@@ -221,7 +221,9 @@ class Agent:
                    "verdict": o.verdict.model_dump(mode="json") if o.verdict else None}
             if o.incident is not None:
                 doc["incident"] = o.incident
-            rec.append(("decision", doc, corr, name))
+            # a decision is final (acted, held, escalated); waiting is an incident record
+            waits = o.incident is not None and o.incident.get("step") in ("defer", "release", "drop")
+            rec.append(("incident" if waits else "decision", doc, corr, name))
             rec += [("event", self._ev_doc(e), corr, name) for e in o.events if e.get_id() in fresh]
         self._record(rec)
         if self._released:
@@ -313,8 +315,9 @@ class Agent:
         later, done = self._changes(self.incidents.sync(alerts, self.clock()))
         if done:
             self.outbox.finish(done, [], [])
-        self._record([("decision", {"decision": o.decision.model_dump(mode="json"), "verdict": None,
-                                    "incident": o.incident}, correlation_id(o.alert), o.alert.name) for o in later])
+        self._record([("decision" if (o.incident or {}).get("step") == "hold" else "incident",
+                       {"decision": o.decision.model_dump(mode="json"), "verdict": None, "incident": o.incident},
+                       correlation_id(o.alert), o.alert.name) for o in later])
 
     def _restore_incidents(self, hours: float = 24.0) -> None:
         """After a restart: the incident view from the inbox's recent alerts."""

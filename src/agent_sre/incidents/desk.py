@@ -228,9 +228,11 @@ class Desk:
             e.state = "acted"
             self._rows.pop(fp, None)
             return Step("decide", role=r, reason=r.reason)
-        if self.needs_nothing(a):
+        if self.needs_nothing(a) or (r.role == "alone" and e.facts.subject in ("other", "volume")):
+            # a heartbeat, or an alert about nothing the correlator links (a latency rule, a volume):
+            # no incident can form around it, so it is escalated on its own, as without this layer
             e.state = "acted"
-            return Step("decide", role=r, reason="the runbook says this alert needs nothing")
+            return Step("decide", role=r, reason="decided on its own")
         # Nothing fits: one escalation for the incident, after the settle window so that it lists
         # the members that arrive together. An alert alone is an incident of its own, so when its
         # symptoms arrive later it is not escalated a second time.
