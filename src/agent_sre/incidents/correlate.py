@@ -143,8 +143,9 @@ def correlate(facts: Iterable[Facts], cluster: ClusterFacts | None = None,
     # 3b. Flux objects that name no upstream: the one failing source they could be built from.
     # Candidates that are themselves symptoms (HelmCharts of a failing HelmRepository) count as
     # their root, so one failing repository with its charts is still one candidate.
+    sources = [c for c in fs if _maybe_source(c) and c.ident is not None]
     for f in sorted(unnamed, key=lambda f: f.flux_kind not in SOURCES):  # sources (HelmCharts) first
-        link = _unnamed_source(f, fs, parent)
+        link = _unnamed_source(f, sources, parent)
         if link is not None:
             parent[f.fp] = link
 
@@ -237,12 +238,12 @@ def _ultimate(fp: str, parent: dict[str, tuple[str, str, bool]]) -> str:
     return fp
 
 
-def _unnamed_source(f: Facts, fs: list[Facts], parent: dict[str, tuple[str, str, bool]]) -> tuple[str, str, bool] | None:
+def _unnamed_source(f: Facts, sources: list[Facts],
+                    parent: dict[str, tuple[str, str, bool]]) -> tuple[str, str, bool] | None:
     assert f.ident is not None
-    cands = [c for c in fs if c.fp != f.fp and _maybe_source(c) and c.ident is not None
-             and _compatible("flux", c, f.flux_kind) and not (f.flux_kind in SOURCES and c.flux_kind == f.flux_kind)
-             and _ultimate(c.fp, parent) != f.fp]
-    by_fp = {c.fp: c for c in fs}
+    cands = [c for c in sources if c.fp != f.fp and _compatible("flux", c, f.flux_kind)
+             and not (f.flux_kind in SOURCES and c.flux_kind == f.flux_kind) and _ultimate(c.fp, parent) != f.fp]
+    by_fp = {c.fp: c for c in sources}
     for pool in ([c for c in cands if c.ident and c.ident.namespace == f.ident.namespace], cands):
         roots = {_ultimate(c.fp, parent) for c in pool}
         if len(roots) == 1:
