@@ -116,3 +116,21 @@ def test_two_rules_about_one_node_are_one_incident():
     ])
     assert sorted(r.role for r in roles.values()) == ["root", "symptom", "symptom"]
     assert len({r.incident for r in roles.values()}) == 1
+
+
+def test_a_helmrelease_naming_only_its_helmchart_is_linked_to_the_failing_repository():
+    roles, by = _roles([
+        _alert({"alertname": "FluxReconciliationFailure", "kind": "HelmRepository", "name": "bitnami",
+                "exported_namespace": "flux-system"}),
+        _alert({"alertname": "FluxReconciliationFailure", "kind": "HelmRelease", "name": "redis",
+                "exported_namespace": "db"}, message="HelmChart 'flux-system/db-redis' is not ready"),
+    ])
+    hr = next(fp for fp, f in by.items() if f.flux_kind == "HelmRelease")
+    assert roles[hr].role == "symptom"
+
+
+def test_statefulset_pods_of_one_revision_failing_together_are_a_rollout():
+    roles, _ = _roles([
+        _alert({"alertname": "KubePodCrashLooping", "namespace": "db", "pod": f"pg-{i}",
+                "label_controller_revision_hash": "pg-5c7d9f8b6"}) for i in range(3)])
+    assert sorted(r.role for r in roles.values()) == ["lead", "symptom", "symptom"]

@@ -227,7 +227,9 @@ def _flux_parent(f: Facts, flux_by_obj: dict[tuple[str, str], list[Facts]],
             if cand.fp != f.fp and _compatible(r.kind, cand, f.flux_kind):
                 how = "the cluster's sourceRef/dependsOn" if confirmed else "its labels or message"
                 return cand.fp, f"{f.ident} names {r} ({how}), which is failing", confirmed
-    return not refs and not f.own_cause
+    # A HelmChart is the helm-controller's own intermediate object, rarely alerted on: naming one
+    # that is not failing says nothing against its HelmRepository being the cause.
+    return not [r for r in refs if r.kind != "HelmChart"] and not f.own_cause
 
 
 def _ultimate(fp: str, parent: dict[str, tuple[str, str, bool]]) -> str:

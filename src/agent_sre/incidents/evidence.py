@@ -45,8 +45,10 @@ _KIND_WORDS = {  # alertname / text words → Flux kind
 }
 _FLUX_NAME_HINTS = ("flux", "gotk", "reconcil", "gitops")
 
-_NODE_KEYS = ("node", "kubernetes_node", "exported_node", "nodename")
+_NODE_KEYS = ("node", "kubernetes_node", "exported_node", "nodename", "kubernetes_io_hostname")
 _HASH_KEYS = ("pod_template_hash", "label_pod_template_hash", "pod-template-hash")
+# StatefulSet and DaemonSet pods carry their revision instead (a bad rollout of those, too)
+_REVISION_KEYS = ("controller_revision_hash", "label_controller_revision_hash", "controller-revision-hash")
 _MESSAGE_KEYS = ("message", "description", "summary")
 # Kubernetes' generated-name alphabet (no vowels, no 0/1/3): <deployment>-<hash>-<5 chars>.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
@@ -230,6 +232,8 @@ def facts(alert: Alert) -> Facts:
             cut = pod.find(f"-{h}-")
             deploy = pod[:cut] if cut > 0 else None
             rs = Ref("replicaset", ns, f"{deploy}-{h}" if deploy else h)
+        elif (rev := _first(labels, _REVISION_KEYS)):
+            rs = Ref("revision", ns, rev)
         return Facts(subject="pod", ident=Ref("pod", ns, pod), node=node_label, replicaset=rs, deployment=deploy,
                      **base)
     if node_label and "node" in ws:
