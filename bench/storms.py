@@ -287,7 +287,7 @@ def main() -> None:
     o = sub.add_parser("offline")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--storms", type=int, default=16)
-    o.add_argument("--settle", type=float, default=8.0)
+    o.add_argument("--settle", type=float, default=10.0)
     o.add_argument("--trm", action="append", default=[], help="a TRM incident run directory (repeatable)")
     o.add_argument("--verbose", action="store_true")
     s = sub.add_parser("settle")

@@ -17,7 +17,7 @@ def _run(*args: str) -> str:
 
 def test_offline_replay_prints_the_table():
     out = _run("offline", "--storms", "6")
-    assert "| no incident layer |" in out and "| correlator (settle 8s) |" in out
+    assert "| no incident layer |" in out and "| correlator (settle 10s) |" in out
     row = next(line for line in out.splitlines() if line.startswith("| correlator"))
     assert row.split("|")[2].strip().endswith("/6")
 
