@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from agent_sre import keys
 from _support import LoopbackSink, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +47,11 @@ class Sink(LoopbackSink):
 
 
 def webhook(run: int, start: int, n: int) -> dict:
+    # A crash-loop alert under a name the runbook does not know, so the TRM decides it (the runbook
+    # decides the names it lists before any model is asked).
     alerts = []
     for i in range(start, start + n):
-        alerts.append({"status": "firing", "labels": {"alertname": "PodCrashLoopBackOff", "namespace": "bench",
+        alerts.append({"status": "firing", "labels": {"alertname": "ContainerCrashLooping", "namespace": "bench",
                                                       "pod": f"app-{run}-{i}-5c8d9", "container": "app",
                                                       "severity": "warning"},
                        "annotations": {"summary": f"app-{run}-{i} is crash looping"},
@@ -131,8 +134,9 @@ def main() -> None:
     sink = Sink()
     port = free_port()
     state = tempfile.mkdtemp(prefix="agent-bench-")
+    keys.generate(Path(state) / "keys")  # a broker means signed triggers: a fresh key set per run
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "BROKER_URL": sink.url, "STATE_DIR": state,
-           "LOG_LEVEL": "warning", "DRY_RUN": "true"}
+           "LOG_LEVEL": "warning", "DRY_RUN": "true", **keys.env(Path(state) / "keys", keys.AGENT_MOUNTS)}
     for kv in args.env:
         k, _, v = kv.partition("=")
         env[k] = v

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+from agent_sre import keys
 from _support import LoopbackSink, free_port
 
 POLICY = """
@@ -88,9 +89,10 @@ def main() -> int:
     (tmp / "policy.yaml").write_text(POLICY)
     sink = Sink()
     port = free_port()
+    keys.generate(tmp / "keys")  # a broker means signed triggers: a fresh key set per run
     env = {**os.environ, "STATE_DIR": str(tmp / "state"), "BROKER_URL": sink.url, "PORT": str(port),
            "HOST": "127.0.0.1", "USE_TRM": "0", "POLICY_PATH": str(tmp / "policy.yaml"), "LOG_LEVEL": "warning",
-           "RETRY_BASE_SECONDS": "0.1"}
+           "RETRY_BASE_SECONDS": "0.1", **keys.env(tmp / "keys", keys.AGENT_MOUNTS)}
     env.pop("LLM_URL", None)
     env.pop("REDIS_URL", None)
     exe = Path(sys.executable).with_name("agent-sre")

@@ -3,11 +3,18 @@
 One path for every alert and every result, on an ``Outbox``:
 
 * alerts are committed to its inbox before anything else; each decision's events are enqueued in
-  the same transaction that marks its alerts done, and a plan of several steps is saved with them;
+  the same transaction that marks its alerts done, and the plan of every trigger is saved with
+  them (so every result finds its alert and decision);
 * a result event finds its plan, runs the next step through ``_step`` (the same gate → duplicate
   → refuse → suggest → trigger sequence as step 0), and is recorded with the events that follow
   from it in one transaction. A restart (even after kill -9) resumes where it stopped and never
   sends a second event id.
+
+With a closed loop (``loop``, agent_sre.loop) the agent also asks it, on the same paths, about
+each alert (suppressed inside a decay window? resolved: verified?), each step the gate held back
+for its class (an approval request), and each result (an outcome, or a watch on the alert);
+what it says is committed with what caused it. People's approvals come back through
+``run_approved`` and the loop's own findings through ``emit``.
 
 Delivery is the one thing that differs:
 
@@ -23,6 +30,7 @@ and its freshness are checked (``handle_result`` raises ``signing.Refused`` othe
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,13 +44,16 @@ from .catalog import validate_parameters
 from .ce import CloudEvent
 from .chain.chain import Chain
 from .decision import Decision, InvalidProposal
-from .events import RESULT_TYPES, TRIGGER, correlation_id, escalation_event, trigger_event
+from .events import (ESCALATION, RESULT_TYPES, TRIGGER, correlation_id, escalation_event, escalation_reason,
+                     trigger_event)
 from .gate import Gate, Verdict
+from .metrics import Metrics
 from .outbox import Outbox, Retry, Worker
 from .signing import KeyRing, Refused, SigningKey, Trust, verify
 
 if TYPE_CHECKING:
     from .incidents.desk import Change, Desk, Step
+    from .loop import Loop
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,7 @@ class Outcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)  # later plan steps
+    suppressed: str | None = None  # why the closed loop held this alert back (a decay window)
     incident: dict[str, Any] | None = None  # what the incident desk made of it (role, root, state)
 
     def summary(self) -> dict[str, Any]:
@@ -74,6 +86,7 @@ class Outcome:
                         "lambdafunction": e.get_attributes().get("lambdafunction")} for e in self.events],
             "results": self.results,
             "error": self.error,
+            "suppressed": self.suppressed,
             "incident": self.incident,
         }
 
@@ -103,11 +116,14 @@ class Agent:
                  dry_run: bool = True, *, outbox: Outbox | None = None, audit: Audit | None = None,
                  retry: Retry | None = None, delivery_concurrency: int = 4, poll_s: float = 0.5,
                  trust: Trust | None = None, own_keys: KeyRing | None = None,
+                 loop: "Loop | None" = None, metrics: Metrics | None = None,
                  incidents: "Desk | None" = None, clock: Callable[[], float] = time.time):
         """``trust``: the agent's signing key and the functions' public keys (default: the
         embedded broker's pair; with another broker, a fresh key and no trusted function, so no
         result is accepted). ``own_keys``: earlier agent public keys, accepted on dead letters.
-        ``incidents``: the incident desk (None: every alert on its own); ``clock``: its time."""
+        ``loop``: the closed loop (agent_sre.loop), fed by this agent's alerts and results and
+        consulted by its gate. ``incidents``: the incident desk between chain and gate (None: every
+        alert on its own); ``clock``: its time."""
         self.chain = chain or Chain()
         self.broker = broker or InProcessBroker()
         self.trust = trust or getattr(self.broker, "agent_trust", None) or Trust(SigningKey.generate(), KeyRing())
@@ -119,11 +135,16 @@ class Agent:
         self.outbox = outbox or Outbox.temporary()
         self.audit = audit
         self._refusals = Throttle()
+        self.metrics = metrics or (loop.metrics if loop is not None else Metrics())
+        self.loop = loop
+        if loop is not None:  # the loop is fed by this agent and feeds its gate
+            loop.bind(self)
+            self.gate.autonomy = loop.autonomy
         self.worker = Worker(self.outbox, send=self._send, on_reply=self._on_reply, resume=self._resume,
                              on_dead=self._on_dead, on_delivered=self._on_delivered, retry=retry,
                              concurrency=0 if self.inline else delivery_concurrency, poll_s=poll_s)
-        # The incident desk (None: every alert on its own). Inline there is no worker to take a
-        # deferred alert up again, so nothing waits: settle and release windows are 0.
+        # Inline there is no worker to take a deferred alert up again, so nothing waits: the
+        # desk's settle and release windows are 0.
         self.incidents = incidents
         self.clock = clock
         self.feeds: list[Any] = []  # started and stopped with the agent (Alertmanager's API reader)
@@ -141,6 +162,8 @@ class Agent:
                 warm()
         if not self.inline:
             self.worker.start()
+        if self.loop is not None:
+            self.loop.start()
         for feed in self.feeds:
             feed.start()
         return self
@@ -148,6 +171,8 @@ class Agent:
     def stop(self) -> None:
         for feed in self.feeds:
             feed.stop()
+        if self.loop is not None:
+            self.loop.stop()
         self.worker.stop()
 
     # ------------------------------------------------------------------ audit
@@ -172,9 +197,12 @@ class Agent:
     # ------------------------------------------------------------------ alerts in
     def handle_alerts(self, alerts: list[Alert]) -> list[Outcome]:
         ids = self.outbox.accept(alerts)  # committed: from here on the alerts cannot be lost
-        self._record([("alert", {"inbox_id": i, "alert": a.model_dump(mode="json", exclude_none=True)},
-                       correlation_id(a), a.name) for i, a in zip(ids, alerts)])
-        outs = self._process(ids, alerts)
+        try:  # held (leases renewed) until decided and committed, or failed
+            self._record([("alert", {"inbox_id": i, "alert": a.model_dump(mode="json", exclude_none=True)},
+                           correlation_id(a), a.name) for i, a in zip(ids, alerts)])
+            outs = self._process(ids, alerts)
+        finally:
+            self.outbox.let_go("inbox", ids)
         self._deliver(outs)
         return outs
 
@@ -184,7 +212,9 @@ class Agent:
         a restart)."""
         later: list[Outcome] = []  # alerts outside this batch the incident desk decided meanwhile
         try:
+            t0 = time.perf_counter()
             decisions = self.chain.decide_many(alerts)
+            took = time.perf_counter() - t0
             done, waiting = list(ids), []
             if self.incidents is None:
                 outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
@@ -196,11 +226,9 @@ class Agent:
                 done = [i for i, st in zip(ids, steps) if st.what != "defer"]
                 later, extra_done = self._changes(changes)
                 done += extra_done
-            # A plan whose later steps wait for a result: saved, so the result finds it after a restart.
-            plans = [(correlation_id(o.alert), o.alert.model_dump_json(exclude_none=True),
-                      o.decision.model_dump_json()) for o in outs
-                     if len(o.decision.plan) > 1 and any(e.get_type() == TRIGGER for e in o.events)]
-            fresh = set(self.outbox.finish(done, [e for o in outs for e in o.events], plans))
+            # Every plan a trigger went out for is saved: its results (after a restart too) find
+            # their alert and decision, and a multi-step plan its next step.
+            fresh = set(self.outbox.finish(done, [e for o in outs for e in o.events], self._plans(outs)))
             for i, o in waiting:
                 self.outbox.defer(i, float((o.incident or {}).get("until") or 0))
         except Exception as e:  # noqa: BLE001 - left pending: the worker retries them
@@ -217,6 +245,7 @@ class Agent:
             if o.incident is not None and o.incident.get("quiet"):
                 continue  # a re-sent alert held again: recorded the first time
             corr, name = correlation_id(o.alert), o.alert.name
+            self.metrics.decision_seconds.observe(took)
             doc = {"decision": o.decision.model_dump(mode="json"),
                    "verdict": o.verdict.model_dump(mode="json") if o.verdict else None}
             if o.incident is not None:
@@ -225,11 +254,37 @@ class Agent:
             waits = o.incident is not None and o.incident.get("step") in ("defer", "release", "drop")
             rec.append(("incident" if waits else "decision", doc, corr, name))
             rec += [("event", self._ev_doc(e), corr, name) for e in o.events if e.get_id() in fresh]
+            self._count(o.events, fresh)
+            log.info("decision %s", _line({
+                "event": "decision", "alertname": name, "status": o.alert.status, "correlation_id": corr,
+                "stage": o.decision.method.value, "function": o.decision.lambda_function,
+                "parameters": o.decision.parameters, "confidence": round(o.decision.confidence, 4),
+                "why": o.decision.reasoning, "verdict": o.verdict.code if o.verdict else None,
+                "mode": o.verdict.mode if o.verdict else None, "suppressed": o.suppressed,
+                "incident": (o.incident or {}).get("step"),
+                "events": [e.get_type().rsplit(".", 1)[-1] for e in o.events], "seconds": round(took, 4)}))
         self._record(rec)
         if self._released:
             rows, self._released = self._released, []
             self._resume(rows)
         return outs
+
+    @staticmethod
+    def _plans(outs: list[Outcome]) -> list[tuple[str, str, str]]:
+        return [(correlation_id(o.alert), o.alert.model_dump_json(exclude_none=True), o.decision.model_dump_json())
+                for o in outs if any(e.get_type() == TRIGGER for e in o.events)]
+
+    def _count(self, events: list[CloudEvent], fresh: set[str]) -> None:
+        """Metrics of newly enqueued triggers and escalations."""
+        for e in events:
+            if e.get_id() not in fresh:
+                continue
+            data = ce.data_of(e) or {}
+            if e.get_type() == TRIGGER:
+                self.metrics.triggers.labels(data.get("lambda_function") or "unknown",
+                                             "dry_run" if data.get("dry_run") else "execute").inc()
+            elif e.get_type() == ESCALATION:
+                self.metrics.escalations.labels(escalation_reason(data.get("code") or "")).inc()
 
     def _resume(self, rows: list[tuple[int, str]]) -> None:
         """Alerts accepted by a process that died before deciding: decide them now."""
@@ -246,6 +301,10 @@ class Agent:
 
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)
+        if self.loop is not None:
+            out.events, out.suppressed = self.loop.intake(alert)
+            if out.suppressed:
+                return out  # inside a decay window (or the agent's own escalation): nothing more
         if decision.action:
             self._step(out, 0)
         elif alert.firing and not needs_nothing(alert):
@@ -332,16 +391,19 @@ class Agent:
 
     # ------------------------------------------------------------------ one plan step
     def _step(self, out: Outcome, index: int, params: dict[str, Any] | None = None,
-              observed: dict[str, Any] | None = None) -> None:
+              observed: dict[str, Any] | None = None, approved: bool = False) -> None:
         """Plan step ``index`` of ``out.decision``: step 0 with the decided parameters, step n with
         those taken from ``observed`` (the result of step n-1). The gate checks it; then a
         duplicate re-enqueues the trigger it reserved the first time (a no-op if it is queued
         already, the repair if a crash came between the reservation and the commit), a refusal
-        or suggest mode escalates, and an allowed step adds its trigger. Events go to
-        ``out.events``; the caller commits them with what caused them."""
+        or suggest mode escalates (or, when only its class's mode held it back, asks for a
+        person's approval), and an allowed step adds its trigger. ``approved``: a person approved
+        it. Events go to ``out.events``; the caller commits them with what caused them."""
         alert, decision = out.alert, out.decision
         verdict = self.gate.check(alert, decision, step_index=index, parameters=params, observed=observed,
-                                  previous=decision.plan[index - 1].parameters if index else None)
+                                  previous=decision.plan[index - 1].parameters if index else None,
+                                  approved=approved)
+        self.metrics.verdicts.labels(verdict.code, verdict.mode).inc()
         if index == 0:
             out.verdict = verdict
         else:
@@ -351,8 +413,7 @@ class Agent:
             if verdict.code == "storm":
                 # One escalation per storm-breaker episode, not one per refused alert: the breaker
                 # says something bigger is wrong; every refusal is still in the audit log.
-                window = self.gate.policy.storm.window_seconds
-                episode = int(self.clock() // window)
+                episode = int(self.clock() // self.gate.policy.storm.window_seconds)
                 out.events.append(escalation_event(alert, decision, f"storm breaker open{where}: {verdict.reason}; "
                                                    "further refusals in this window are in the audit log",
                                                    f"storm:{episode}", shared=True))
@@ -364,10 +425,14 @@ class Agent:
         params = step.parameters if params is None else params
         if verdict.duplicate:
             prior = verdict.prior or {}
-            if (prior.get("function"), prior.get("params")) == (step.lambda_function, params) \
-                    and prior.get("mode") != "suggest":
+            same = (prior.get("function"), prior.get("params")) == (step.lambda_function, params)
+            if same and prior.get("mode") != "suggest":
                 out.events.append(trigger_event(alert, decision, step_index=index, parameters=params,
                                                 dry_run=prior.get("mode") != "execute"))
+            elif same and verdict.approvable and self.loop is not None:  # still waiting: the same request
+                out.events += self.loop.request_approval(alert, decision, index, params, observed, verdict)
+        elif verdict.mode == "suggest" and verdict.approvable and self.loop is not None:
+            out.events += self.loop.request_approval(alert, decision, index, params, observed, verdict)
         elif verdict.mode == "suggest":
             # Decide and report, never trigger: the suggestion goes out as an escalation.
             out.events.append(escalation_event(alert, decision, f"suggest-only: would run{where} "
@@ -425,6 +490,8 @@ class Agent:
         self._record([("delivery", {"id": ev.get_id(), "type": ev.get_type(), "attempts": n},
                        ev.get_attributes().get("correlationid"), ev.get_attributes().get("subject"))
                       for ev, n in done])
+        if self.loop is not None:
+            self.loop.delivered([ev for ev, _ in done])
 
     # ------------------------------------------------------------------ results in
     def _plan(self, corr: str | None) -> tuple[Alert, Decision] | None:
@@ -462,10 +529,13 @@ class Agent:
             data = {}
         corr = data.get("correlation_id")  # from the signed data, never from an unsigned extension
         found = self._plan(corr)
+        self.metrics.results.labels(str(data.get("function") or "unknown"), str(data.get("status"))).inc()
         if found is None:
-            log.info("result for unknown correlation id %s", corr)
-            self._record([("result", {"id": event.get_id(), "type": event.get_type(), "known": False,
-                                      "status": data.get("status")}, corr, None)])
+            log.warning("result %s", _line({"event": "result", "known": False, "correlation_id": corr,
+                                             "function": data.get("function"), "status": data.get("status"),
+                                             "message": data.get("message")}))
+            self._record([("result", {"id": event.get_id(), "type": event.get_type(), "known": False, **data},
+                           corr, None)])
             return None
         out = Outcome(*found, results=[data])
         if self.outbox.has_result(event.get_id()):
@@ -476,9 +546,16 @@ class Agent:
         nxt = self._next_step(out.decision, data)
         if nxt is not None:
             self._step(out, nxt[0], nxt[1], observed=data)
+        if self.loop is not None:
+            out.events += self.loop.result(out.alert, out.decision, data)
+        log.info("result %s", _line({
+            "event": "result", "alertname": out.alert.name, "correlation_id": corr, "function": data.get("function"),
+            "status": data.get("status"), "dry_run": data.get("dry_run"), "message": data.get("message"),
+            "request": (data.get("details") or {}).get("request"), "next": nxt[0] if nxt else None}))
         if self.outbox.record_result(event.get_id(), corr, data, out.events):
             self._record([("result", {"id": event.get_id(), "type": event.get_type(), **data}, corr,
                            out.alert.name)] + [("event", self._ev_doc(e), corr, out.alert.name) for e in out.events])
+            self._count(out.events, {e.get_id() for e in out.events})
             self._deliver([out])
         return out
 
@@ -507,3 +584,34 @@ class Agent:
         except (ValueError, InvalidProposal):
             return None
         return idx + 1, params
+
+    # ------------------------------------------------------------------ the closed loop's way in
+    def run_approved(self, alert: Alert, decision: Decision, index: int, params: dict[str, Any],
+                     observed: dict[str, Any] | None) -> Outcome:
+        """A person approved plan step ``index``: it passes through the gate again (its class's
+        mode lifted, nothing else) and its events are returned for ``emit``."""
+        out = Outcome(alert, decision)
+        self._step(out, index, params, observed=observed, approved=True)
+        return out
+
+    def emit(self, events: list[CloudEvent], out: Outcome | None = None) -> None:
+        """Commit and send events made outside an alert's or a result's own processing (an
+        approval, the loop's sweep); with ``out``, its plan is saved for the results to come."""
+        if not events:
+            return
+        fresh = set(self.outbox.finish([], events, self._plans([out]) if out is not None else []))
+        self._record([("event", self._ev_doc(e), e.get_attributes().get("correlationid"),
+                       e.get_attributes().get("subject")) for e in events if e.get_id() in fresh])
+        self._count(events, fresh)
+        if not self.inline:
+            self.worker.kick()
+        elif out is not None:
+            self._deliver([out])
+        else:
+            ids = [e.get_id() for e in events]
+            self.worker.deliver(self.outbox.claim_events(len(ids), ids))
+
+
+def _line(doc: dict[str, Any]) -> str:
+    """One structured log line (JSON, keys sorted)."""
+    return json.dumps(doc, sort_keys=True, default=str)

@@ -20,8 +20,10 @@ and chains from the last complete record, and ``verify`` reports the torn line s
 
 Rotation (``rotate``) renames ``<log>`` to ``<log>.1`` (older ones move up: ``.2``, ...); the
 next record continues the chain (its ``prev`` and ``seq`` follow the last record of ``.1``), so
-``verify(<log>)``, which reads ``<log>.N ... <log>.1, <log>`` in that order, checks the whole set.
-Removing the oldest files leaves a set that starts at a later ``seq``; ``verify`` says so.
+``verify(<log>)``, which reads ``<log>.N ... <log>.1, <log>`` in that order, checks the whole set;
+``read`` and ``history`` go through the set in the same order. An append that takes the file past
+``max_bytes`` (AUDIT_MAX_BYTES) rotates it, keeping ``keep`` (AUDIT_KEEP) rotated files. Removing
+the oldest files leaves a set that starts at a later ``seq``; ``verify`` says so.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 
-KINDS = ("alert", "decision", "verdict", "event", "delivery", "dead_letter", "result", "escalation", "refused")
+KINDS = ("alert", "decision", "verdict", "event", "delivery", "dead_letter", "result", "escalation", "refused",
+         # the closed loop (agent_sre.loop)
+         "suppressed", "verify", "outcome", "approval", "autonomy")
 MIN_KEY_BYTES = 32
 
 
@@ -138,13 +142,20 @@ def checkpoint_message(cp: dict[str, Any]) -> bytes:
     return canonical_json({k: cp.get(k) for k in ("log", "seq", "hash", "time")})
 
 
+MAX_BYTES, KEEP = 64 << 20, 8  # the defaults of AUDIT_MAX_BYTES and AUDIT_KEEP
+
+
 class Audit:
-    """``key``: the HMAC key of the chain; ``signer``: signs checkpoints (the agent's key)."""
+    """``key``: the HMAC key of the chain; ``signer``: signs checkpoints (the agent's key);
+    ``max_bytes``: an append that takes the file past it rotates it (None: never); ``keep``: rotated
+    files kept (None: all). Every log is bounded unless told otherwise."""
 
     def __init__(self, path: str | os.PathLike, *, key: bytes | None = None, signer: "SigningKey | None" = None,
-                 log_every_s: float = 10.0):
+                 log_every_s: float = 10.0, max_bytes: int | None = MAX_BYTES, keep: int | None = KEEP):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.keep = keep
         self.key = key
         self.signer = signer
         self.log_every_s = log_every_s
@@ -207,6 +218,8 @@ class Audit:
                 os.write(fd, blob)
                 self._tail = (st.st_ino, st.st_size + len(blob), prev, seq)
                 self._checkpoint(out[-1], now)
+                if self.max_bytes is not None and st.st_size + len(blob) >= self.max_bytes:
+                    self._shift(self.keep)
             finally:
                 os.close(fd)  # releases the flock
         return out
@@ -239,19 +252,23 @@ class Audit:
             try:
                 if os.fstat(fd).st_size == 0:
                     return None
-                older = [f for f in rotated(self.path) if f != self.path]  # oldest first
-                for f in older:
-                    n = int(f.name.rsplit(".", 1)[1])
-                    if keep is not None and n + 1 > keep:
-                        f.unlink()
-                    else:
-                        os.replace(f, f.with_name(f"{self.path.name}.{n + 1}"))
-                first = self.path.with_name(self.path.name + ".1")
-                os.replace(self.path, first)
-                self._tail = None
-                return first
+                return self._shift(keep)
             finally:
                 os.close(fd)
+
+    def _shift(self, keep: int | None) -> Path:
+        """Under the lock and the flock of the current file: rename the set up by one."""
+        older = [f for f in rotated(self.path) if f != self.path]  # oldest first
+        for f in older:
+            n = int(f.name.rsplit(".", 1)[1])
+            if keep is not None and n + 1 > keep:
+                f.unlink()
+            else:
+                os.replace(f, f.with_name(f"{self.path.name}.{n + 1}"))
+        first = self.path.with_name(self.path.name + ".1")
+        os.replace(self.path, first)
+        self._tail = None
+        return first
 
 
 class Throttle:
@@ -276,15 +293,41 @@ class Throttle:
 
 
 def read(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every complete record, in file order (torn lines skipped)."""
+    """Every complete record of the log set, oldest file first, in file order (torn lines skipped)."""
+    for p in rotated(path):
+        try:
+            f = p.open("rb")
+        except FileNotFoundError:  # moved by a rotation meanwhile
+            continue
+        with f:
+            for ln in f:
+                rec = _record(ln)
+                if rec is not None:
+                    yield rec
+
+
+def tail(path: str | os.PathLike, limit: int = 100, kinds: Iterable[str] | None = None,
+         window: int = 1 << 20) -> list[dict[str, Any]]:
+    """The last ``limit`` complete records (of ``kinds``), newest first, read from the current file's
+    last ``window`` bytes (a page showing recent activity need not read the whole log)."""
     p = Path(path)
     if not p.exists():
-        return
+        return []
+    kinds = set(kinds) if kinds else None
     with p.open("rb") as f:
-        for ln in f:
-            rec = _record(ln)
-            if rec is not None:
-                yield rec
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - window))
+        lines = f.read().split(b"\n")
+    if size > window:
+        lines = lines[1:]  # the first piece may start mid-line
+    out = []
+    for ln in reversed(lines):
+        rec = _record(ln)
+        if rec is not None and (kinds is None or rec.get("kind") in kinds):
+            out.append(rec)
+            if len(out) >= limit:
+                break
+    return out
 
 
 @dataclass

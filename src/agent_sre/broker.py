@@ -4,6 +4,7 @@ embedded default, which hands triggers straight to the remediation functions in 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Protocol
 
 import urllib3
@@ -62,11 +63,15 @@ class InProcessBroker:
     dry-run, through the same checks as over HTTP (``functions.receive.Receiver``): the agent signs
     with ``agent_trust``'s key, the functions verify it and sign their results with a key of their
     own, which ``agent_trust`` accepts. Both key pairs are made for this broker and live in memory.
-    Every event and reply is kept so the demo can show what happened."""
+    The last ``KEEP`` events and replies are kept so the demo can show what happened (``total``
+    counts them all: a long-running `serve` without a broker must not keep every one)."""
+
+    KEEP = 1000
 
     def __init__(self) -> None:
-        self.sent: list[CloudEvent] = []
-        self.replies: list[CloudEvent] = []
+        self.sent: deque[CloudEvent] = deque(maxlen=self.KEEP)
+        self.replies: deque[CloudEvent] = deque(maxlen=self.KEEP)
+        self.total = 0
         self.agent_trust, self._function_trust = signing.pair()
         self._receiver: Any = None
 
@@ -86,6 +91,7 @@ class InProcessBroker:
 
     def send(self, event: CloudEvent) -> CloudEvent | None:
         self.sent.append(event)
+        self.total += 1
         if event.get_type() != TRIGGER:
             return None
         try:

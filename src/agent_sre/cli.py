@@ -64,7 +64,8 @@ def _decision_line(alert: Alert, d) -> str:
 @app.command(epilog=settings_help("select"))
 def select(
     alert: Optional[str] = typer.Argument(None, help="alert or webhook JSON; '-' reads stdin"),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert or webhook payload per line"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL: one alert, webhook payload or dataset "
+                                                                  "record (dataset collect/generate) per line"),
     strategy: str = typer.Option("chain", help="annotations | trm | llm | rules | chain"),
 ) -> None:
     """Print the decision for each alert as one JSON line."""
@@ -84,7 +85,7 @@ def select(
     parsed: list[list[Alert] | str] = []
     for raw in sources:
         try:
-            parsed.append(parse_json_bytes(raw))
+            parsed.append(_alerts_in(raw))
         except IntakeError as e:
             parsed.append(str(e))
     flat = [a for p in parsed if not isinstance(p, str) for a in p]
@@ -101,18 +102,41 @@ def select(
         raise typer.Exit(2)
 
 
+def _alerts_in(raw: bytes) -> list[Alert]:
+    """The alerts of one input: an alert, a webhook, a list, or a dataset record's alert."""
+    from .alerts import parse_payload
+    from .collect.sources import record_alert
+
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return parse_json_bytes(raw)  # says what is wrong with it
+    inner = record_alert(doc)
+    return parse_payload(inner) if inner is not None else parse_json_bytes(raw)
+
+
 def _serve(command: str, build, host: str | None, port: int | None) -> None:
     """Build ``command``'s app with ``build()`` (settings errors stop it here, before it listens),
-    then serve it on ``host``/``port`` (default: HOST/PORT)."""
-    import uvicorn
+    then serve it on ``host``/``port`` (default: HOST/PORT) with READ_TIMEOUT_SECONDS for a request's
+    head (``http_body.serve``). SIGTERM stops it gracefully: no new connections, requests in
+    flight answered, then the app's shutdown (the agent leaves pending work in its outbox)."""
+    import logging
+
+    from .http_body import serve as serve_http
 
     load_settings(command)
     server = _settings(cfg.ServerSettings)
+    # agent-sre's own lines (one structured line per decision and per result) at LOG_LEVEL.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("agent_sre")
+    root.addHandler(handler)
+    root.setLevel(server.log_level.upper())
     try:
         asgi = build()
     except cfg.SettingsError as e:
         _fail(str(e))
-    uvicorn.run(asgi, host=host or server.host, port=port or server.port, log_level=server.log_level)
+    serve_http(asgi, host or server.host, port or server.port, server.log_level, server.read_timeout_seconds)
 
 
 HOST = typer.Option(None, "--host", help="address to listen on (default: HOST)")
@@ -142,7 +166,8 @@ def demo(
 @app.command(epilog=settings_help("preview"))
 def preview(
     sources: list[str] = typer.Argument(None, help="rule files, PrometheusRule manifests or directories of "
-                                                   "them; '-' reads stdin (e.g. kubectl kustomize output)"),
+                                                   "them; '-' reads stdin (e.g. kubectl kustomize output); "
+                                                   "*.jsonl: dataset records (dataset collect/generate)"),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url",
                                                  help="the rules this Prometheus has loaded (/api/v1/rules)"),
     alertmanager_url: Optional[str] = typer.Option(None, "--alertmanager-url",
@@ -169,7 +194,15 @@ def preview(
         if not sep or not name:
             raise typer.BadParameter(f"--external-label {item!r}: expected NAME=VALUE")
         externals[name] = value
-    rules, problems = pv.rules_from_paths(sources or [])
+    datasets = [s for s in sources or [] if s.endswith(".jsonl")]
+    rules, problems = pv.rules_from_paths([s for s in sources or [] if s not in datasets])
+    recorded: list[Alert] = []
+    for path in datasets:  # dataset records (dataset collect/generate): preview their alerts
+        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+            try:
+                recorded += _alerts_in(line.encode()) if line.strip() else []
+            except IntakeError as e:
+                problems.append(f"{path}:{n}: {e}")
     try:
         if prometheus_url:
             rules += pv.rules_from_prometheus(prometheus_url)
@@ -183,6 +216,9 @@ def preview(
     rows = pv.preview_rules(rules, chain=chain, gate=gate, external_labels=externals or None)
     rows += pv.preview_alerts(alerts, chain=chain, gate=gate,
                               sources=[alertmanager_url or ""] * len(alerts), groups=[""] * len(alerts))
+    if recorded:
+        rows += pv.preview_alerts(recorded, chain=chain, gate=gate, sources=["dataset"] * len(recorded),
+                                  groups=[""] * len(recorded))
     if json_out:
         for r in rows:
             typer.echo(json.dumps(r.to_json()))
@@ -220,7 +256,8 @@ def history(
     alertname: Optional[str] = typer.Option(None, "--alertname", "-a", help="only this alert"),
     correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
     since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
-    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, incident, event, delivery, result, dead_letter"),
+    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, incident, event, delivery, result, "
+                                                            "dead_letter, suppressed, verify, outcome, approval, autonomy"),
     verify: bool = typer.Option(False, "--verify", help="check the keyed chain and the signed checkpoint; exit 1 "
                                                         "if tampered"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="with --verify: check the head against "
@@ -232,7 +269,9 @@ def history(
     """Read the audit log: what came in, what was decided, what the gate said, what was sent."""
     from . import audit
 
-    path = _existing(log or _settings(cfg.StateSettings).audit_path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
+    path = log or _settings(cfg.StateSettings).audit_path
+    if not audit.rotated(path):  # the live file may be missing just after a rotation
+        _existing(path, "audit log", "--log, AUDIT_LOG or STATE_DIR")
     if verify:
         key, ring = _audit_keys()
         cp = None
@@ -288,6 +327,28 @@ def _history_line(rec: dict) -> str:
         a = d.get("alert") or {}
         what = f"{a.get('status')} " + ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())
                                                  if k != "alertname")
+    elif rec["kind"] == "result":
+        req = (d.get("details") or {}).get("request")
+        what = (f"{d.get('function') or '-'} {d.get('status')}{' (dry-run)' if d.get('dry_run') else ''}: "
+                f"{d.get('message') or ''}")
+        if req:
+            what += f" | {'sent' if req.get('sent') else 'would send'} {req.get('method')} {req.get('path')}"
+            what += f" {json.dumps(req.get('body'), sort_keys=True)}" if req.get("body") is not None else ""
+    elif rec["kind"] == "outcome":
+        what = f"{d.get('outcome')} {d.get('function')} on {d.get('target') or '-'}: {d.get('reason')}"
+    elif rec["kind"] == "approval":
+        what = (f"{d.get('status')} {d.get('id')} {d.get('function')} {d.get('parameters')}"
+                + (f" by {d['by']}" if d.get("by") else "") + (f": {d['note']}" if d.get("note") else ""))
+    elif rec["kind"] == "autonomy":
+        what = f"{d.get('alert_class')} {d.get('from')} -> {d.get('to')} ({d.get('why')})"
+    elif rec["kind"] == "suppressed":
+        what = str(d.get("reason"))
+    elif rec["kind"] == "verify":
+        from datetime import datetime, timezone
+
+        until = datetime.fromtimestamp(float(d.get("deadline") or 0), timezone.utc).isoformat(timespec="seconds")
+        what = (f"watching the alert after {d.get('function')} on {d.get('target')} until {until} "
+                f"({(d.get('window') or {}).get('seconds', 0):.0f}s decay window)")
     else:
         what = f"{d.get('status')} {d.get('message') or ''}"
     return (f"{rec.get('time', '')}  {rec['kind']:<11} {rec.get('alertname') or '-':<28} "
@@ -311,6 +372,123 @@ def outbox(
     if state:
         for e in box.events(state):
             typer.echo(json.dumps(e))
+
+
+# ------------------------------------------------------------------ the closed loop
+
+
+@app.command(epilog=settings_help("outcomes", only={"STATE_DIR", "STATE_DB", "REDIS_URL", "POLICY_PATH"}))
+def outcomes(
+    json_out: bool = typer.Option(False, "--json", help="the ledger and recent outcomes as JSON"),
+    limit: int = typer.Option(20, help="recent outcomes shown"),
+    db: Optional[Path] = typer.Option(None, "--db", help="the state database (default: STATE_DB)"),
+) -> None:
+    """The outcome ledger per alert class: attempts, verified, ineffective, failed, mode."""
+    from .loop.autonomy import mode_of, why
+    from .loop.store import RedisLoopStore, SQLiteLoopStore
+    from . import policy
+
+    st = _settings(cfg.StateSettings)
+    try:
+        n = policy.configured().autonomy.promote_after
+    except cfg.SettingsError as e:
+        _fail(str(e))
+    if st.redis_url and db is None:
+        store = RedisLoopStore(st.redis_url)
+    else:
+        store = SQLiteLoopStore(_existing(db or st.state_path, "state database", "--db, STATE_DB or STATE_DIR"))
+    rows = []
+    for c in store.classes():
+        mode, pinned = mode_of(c, n)
+        rows.append({**c.model_dump(mode="json"), "mode": mode, "pinned": pinned, "why": why(c, n)})
+    recent = [o.model_dump(mode="json") for o in store.outcomes(limit=limit)]
+    if json_out:
+        typer.echo(json.dumps({"classes": rows, "outcomes": recent}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"outcomes per alert class (execute after {n} verified in a row)")
+    for col in ("class", "mode", "attempts", "verified", "ineffective", "failed", "unverified", "rejected",
+                "in a row", "last"):
+        t.add_column(col)
+    for r in rows:
+        last = r["last"] or {}
+        t.add_row(r["alert_class"], r["mode"] + (" (pinned)" if r["pinned"] else ""), *(str(r[k]) for k in (
+            "attempts", "verified", "ineffective", "failed", "unverified", "rejected", "streak")),
+                  escape(f"{last.get('outcome', '-')}: {last.get('reason', '')}"[:80]))
+    Console(width=200).print(t)
+    if not rows:
+        typer.echo("no outcomes recorded yet")
+
+
+def _client() -> tuple[str, dict[str, str]]:
+    c = _settings(cfg.ClientSettings)
+    return c.agent_url.rstrip("/"), ({"Authorization": f"Bearer {c.auth_token}"} if c.auth_token else {})
+
+
+def _call(method: str, path: str, body: dict | None = None) -> dict:
+    import httpx
+
+    url, headers = _client()
+    try:
+        r = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach the agent at {url} (AGENT_URL): {e}", code=1)
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = {"error": r.text[:300]}
+    if r.status_code >= 300:
+        why = doc.get("error") or doc.get("detail") or doc
+        _fail(f"{r.status_code}: {why}", code=1)
+    return doc
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command(epilog=settings_help("approve"))
+def approve(
+    approval_id: str = typer.Argument(..., help="the approval request's id (in the message, on /ui)"),
+    reason: Optional[str] = typer.Option(None, "--reason", help="why (kept in the audit log)"),
+) -> None:
+    """Approve a suggested remediation: it passes through the gate again, then runs."""
+    a = _call("POST", f"/api/approvals/{approval_id}/approve", {"by": _who(), "reason": reason})
+    typer.echo(f"{a['id']}: {a['status']}" + (f" ({a['note']})" if a.get("note") else "")
+               + f" — {a['function']} {json.dumps(a['parameters'], sort_keys=True)} for {a['alertname']}")
+    if a["status"] != "approved":
+        raise typer.Exit(1)
+
+
+@app.command(epilog=settings_help("reject"))
+def reject(
+    approval_id: str = typer.Argument(..., help="the approval request's id"),
+    reason: str = typer.Option(..., "--reason", help="why not (kept in the audit log and the ledger)"),
+) -> None:
+    """Reject a suggested remediation; its alert class goes back to asking."""
+    a = _call("POST", f"/api/approvals/{approval_id}/reject", {"by": _who(), "reason": reason})
+    typer.echo(f"{a['id']}: {a['status']} — {a['function']} for {a['alertname']}: {a.get('note')}")
+
+
+@app.command(epilog=settings_help("pin"))
+def pin(
+    alert_class: str = typer.Argument(..., help="ALERT/FUNCTION, e.g. PodCrashLoopBackOff/pod-restart"),
+    mode: str = typer.Argument(..., help="execute | dry_run | suggest | auto (unpin: back to its earned mode)"),
+) -> None:
+    """Pin an alert class to a mode (the policy's mode stays the ceiling)."""
+    if mode not in ("execute", "dry_run", "suggest", "auto"):
+        raise typer.BadParameter("mode: execute, dry_run, suggest or auto")
+    c = _call("POST", "/api/autonomy", {"alert_class": alert_class, "mode": None if mode == "auto" else mode,
+                                        "by": _who()})
+    typer.echo(f"{c['alert_class']}: {c.get('mode')}" + (" (pinned)" if c.get("pinned") else "")
+               + f" — {c.get('why', '')}")
 
 
 @keys_app.command("generate")
@@ -365,8 +543,11 @@ def train(
                                                   "alert (about 2x faster inference; off in the shipped model)"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),
+    outcome_weight: int = typer.Option(1, min=1, help="repeat examples labelled by real outcomes (dataset collect: "
+                                                      "verified, ineffective, rejected) this many times"),
 ) -> None:
-    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer)."""
+    """Train the TRM, evaluate it on the held-out split and export it (safetensors + config + tokenizer).
+    Records without an expectation (collected, not labelled yet) are skipped."""
     from .trm.evaluate import format_report
     from .trm.recipe import reexport, train_from_jsonl
 
@@ -378,7 +559,7 @@ def train(
     m = train_from_jsonl([str(p) for p in training_data], output_dir, preset=preset, seed=seed, epochs=epochs,
                          lr=lr, batch_size=batch_size, device=device, num_threads=threads, resume=resume,
                          model_overrides={"mask_padding": True} if mask_padding else None,
-                         split_by=split_by, export_dir=export, progress=True)
+                         split_by=split_by, export_dir=export, outcome_weight=outcome_weight, progress=True)
     typer.echo(format_report(m["test"], f"held-out by {split_by}"))
     typer.echo(f"model: {export or output_dir / 'model'} ({m['model']['params']:,} parameters, preset {preset}, "
                f"seed {seed}); metrics and plots in {output_dir}")
@@ -395,7 +576,7 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, help="abstention threshold (default: the model's)"),
 ) -> None:
     """Function accuracy, exact parameters, no-action precision, confusion, calibration; PNG plots."""
-    from .trm.records import merge, split
+    from .trm.records import labelled, merge, split
     from .trm.evaluate import (evaluate_records, format_report, format_tables, gate_view, plot_confusion,
                                 plot_reliability)
     from .trm.infer import default_model_path, load_predictor
@@ -404,7 +585,7 @@ def evaluate(
     if path is None:
         raise typer.BadParameter("no model: give --model or set MODEL_PATH")
     pred = load_predictor(path)  # as served: ONNX Runtime when the export has its graph
-    records = merge([str(p) for p in data])
+    records = labelled(merge([str(p) for p in data]))
     if held_out:
         records = split(records, seed=seed, by=split_by).test
     thr = threshold if threshold is not None else float(pred.meta.get("threshold", 0.9))

@@ -68,5 +68,5 @@ def run_demo(file: Path | None = None, json_out: bool = False) -> list[Outcome]:
         _render(console, o)
     acted = sum(1 for o in outcomes if any(e.get_type().endswith("lambda.trigger") for e in o.events))
     console.rule(f"{len(outcomes)} alerts, {acted} remediations triggered (dry-run), "
-                 f"{len(broker.sent)} events through the in-process broker")
+                 f"{broker.total} events through the in-process broker")
     return outcomes

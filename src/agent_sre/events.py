@@ -1,5 +1,5 @@
-"""The CloudEvents of agent-sre: remediation triggers and escalations (the agent's), and result
-events (the functions').
+"""The CloudEvents of agent-sre: remediation triggers and escalations (the agent's), result events
+(the functions'), and what the closed loop says (outcomes, approvals, autonomy changes).
 
 Event ids are derived from the decision (alert occurrence + function + parameters + plan step),
 so a redelivered trigger carries the same id and a function that remembers ids acts once.
@@ -20,8 +20,15 @@ COMPLETED = "io.homelab.agent-sre.lambda.completed"
 FAILED = "io.homelab.agent-sre.lambda.failed"
 ESCALATION = "io.homelab.agent-sre.escalation"
 RESULT_TYPES = (COMPLETED, FAILED)
+# The closed loop (agent_sre.loop): a remediation's verified effect, a person's approval, a class's mode.
+OUTCOME = "io.homelab.agent-sre.outcome"
+APPROVAL_REQUESTED = "io.homelab.agent-sre.approval.requested"
+APPROVAL_RESOLVED = "io.homelab.agent-sre.approval.resolved"
+AUTONOMY_CHANGED = "io.homelab.agent-sre.autonomy.changed"
+LOOP_TYPES = (OUTCOME, APPROVAL_REQUESTED, APPROVAL_RESOLVED, AUTONOMY_CHANGED)
 SOURCE = "/agent-sre/remediation"
 ESCALATION_SOURCE = "/agent-sre/gate"
+LOOP_SOURCE = "/agent-sre/loop"
 
 
 def _digest(*parts: Any) -> str:
@@ -108,6 +115,15 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str,
     )
 
 
+def escalation_reason(code: str) -> str:
+    """An escalation's ``code`` without its plan step (``1:cooldown`` → ``cooldown``,
+    ``outcome:failed`` stays, ``incident:<id>`` → ``incident``): what a metric or a route groups by."""
+    step, _, rest = str(code).partition(":")
+    if step in ("incident", "storm"):  # one escalation per incident / breaker episode: the id is not a reason
+        return step
+    return rest if step.isdigit() and rest else str(code) or "unknown"
+
+
 def result_id(trigger_id: str) -> str:
     """A result's id follows from its trigger's, so a replayed reply carries the same id."""
     return _digest("result", trigger_id)[:32]
@@ -133,3 +149,11 @@ def result_event(trigger: CloudEvent, result: dict[str, Any]) -> CloudEvent:
         subject=subject,
         extensions={"lambdafunction": fn, "correlationid": corr},
     )
+
+
+def loop_event(type: str, data: dict[str, Any], *, key: Any, subject: str | None = None,
+               correlation: str | None = None) -> CloudEvent:
+    """A closed-loop event (``LOOP_TYPES``); its id follows from ``key`` (what it is about), so
+    saying the same thing twice yields the same id and the outbox sends it once."""
+    return make_event(type, LOOP_SOURCE, data, id=_digest(type, key)[:32], subject=subject,
+                      extensions={"correlationid": correlation})

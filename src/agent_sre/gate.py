@@ -20,12 +20,19 @@ Models only propose. The gate enforces, in this order (the first failing check i
 
 ``mode`` says what "allowed" means: execute, dry_run (functions write nothing), or suggest
 (decide and report, never trigger). Every refusal carries a ``code`` and a readable ``reason``.
+
+The mode of a mutating step is the strictest of the policy's (global, then per function) and,
+with ``autonomy`` (the closed loop's per-class modes, see agent_sre.loop.autonomy), its alert
+class's: the mode it earned where the policy says execute, or the one an operator pinned. The
+policy's stays the ceiling: a class can only make a step stricter (dry-run stays dry-run). A step a person
+``approved`` skips its class's mode, never the ceiling nor any other check; its verdict is
+``approvable`` when the class alone held it back, so a person's approval could let it run.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -48,6 +55,10 @@ class Verdict(BaseModel):
     target: str | None = None
     # For a duplicate: what was reserved the first time ({function, target, params, mode, ts}).
     prior: dict[str, Any] | None = None
+    # The alert class whose earned mode applied (mutating steps with autonomy), and whether that
+    # mode alone made the step a suggestion (a person's approval could let it run).
+    alert_class: str | None = None
+    approvable: bool = False
 
     @property
     def duplicate(self) -> bool:
@@ -80,10 +91,16 @@ def target_of(params: dict[str, Any]) -> str:
     return f"{ns}/{what}" if ns else str(what)
 
 
+class Autonomy(Protocol):
+    def mode_for(self, alert: Alert, function: str) -> tuple[str, Mode, bool]:
+        """(the alert class of ``function`` acting on ``alert``, its mode, whether an operator pinned it)."""
+
+
 class Gate:
     def __init__(self, dry_run: bool | None = None, suggest_only: bool = False,
                  deny_namespaces: tuple[str, ...] | None = None, *,
-                 policy: Policy | None = None, state: StateStore | None = None):
+                 policy: Policy | None = None, state: StateStore | None = None,
+                 autonomy: Autonomy | None = None):
         policy = policy or default_policy()
         if dry_run is not None and policy.mode != "suggest":
             policy = policy.with_overrides(mode="dry_run" if dry_run else "execute")
@@ -93,6 +110,7 @@ class Gate:
             policy = policy.with_overrides(namespaces={"deny_mutating": list(deny_namespaces)})
         self.policy = policy
         self.state = state
+        self.autonomy = autonomy
 
     @property
     def mode(self) -> Mode:
@@ -107,11 +125,12 @@ class Gate:
 
     def check(self, alert: Alert, decision: Decision, step_index: int = 0,
               parameters: dict[str, Any] | None = None, *, observed: dict[str, Any] | None = None,
-              previous: dict[str, Any] | None = None) -> Verdict:
+              previous: dict[str, Any] | None = None, approved: bool = False) -> Verdict:
         """Decide whether plan step ``step_index`` of ``decision`` may run for ``alert``.
 
         For a later step, ``observed`` is the previous step's result and ``previous`` the previous
-        step's parameters; the step's target must come from them."""
+        step's parameters; the step's target must come from them. ``approved``: a person approved
+        this step's suggestion (its class's mode no longer holds it back; everything else does)."""
         mode: Mode = self.policy.mode
         if not alert.firing:
             return self._no("resolved", "alert is resolved", mode)
@@ -125,6 +144,13 @@ class Gate:
         except (catalog.UnknownFunction, catalog.InvalidParameters) as e:
             return self._no("invalid", str(e), mode)
         mode = strictest(mode, self.policy.mode_for(spec.name))
+        ceiling, alert_class = mode, None
+        if spec.mutating and self.autonomy is not None and self.policy.autonomy.enabled:
+            alert_class, earned, pinned = self.autonomy.mode_for(alert, spec.name)
+            # Earned modes matter where the policy would execute; a pin applies under any ceiling.
+            if not approved and (pinned or ceiling == "execute"):
+                mode = strictest(mode, earned)
+        approvable = mode == "suggest" and ceiling != "suggest"
         target = target_of(params)
         if not self.policy.enabled(spec.name):
             return self._no("disabled", f"{spec.name} is disabled by the policy", mode, target)
@@ -148,14 +174,16 @@ class Gate:
         if self.state is not None:
             action = Action(alert_key=alert.key(), fingerprint=alert.fingerprint or label_fingerprint(alert.labels),
                             step=step_index, function=spec.name, target=target, params=params,
-                            mutating=spec.mutating, mode=mode)
+                            mutating=spec.mutating, mode=mode, approved=approved)
             got = self.state.reserve(action, self.limits(spec.name))
             if not got.ok:
                 v = self._no(got.code, got.reason, mode, target)
+                v.alert_class, v.approvable = alert_class, approvable
                 if got.prior is not None:
                     v.prior = got.prior
                 return v
-        return Verdict(allowed=True, reason="passed", mode=mode, code="ok", target=target)
+        return Verdict(allowed=True, reason="approved by a person" if approved else "passed", mode=mode, code="ok",
+                       target=target, alert_class=alert_class, approvable=approvable)
 
     def limits(self, function: str) -> Limits:
         p = self.policy

@@ -14,6 +14,13 @@ Layout (``OUTBOX_DB``, default ``STATE_DIR``/outbox.db; WAL):
   arrives after a restart still finds its plan.
 * ``results`` result events seen, keyed by their id: a result delivered twice is handled once.
   Recording a result and enqueuing the next step's trigger happen in one transaction.
+
+Leases: the rows a process works on (accepted alerts until their decision is committed, events
+being sent) are *held*; ``renew`` (the worker's keeper thread, every third of the lease) extends
+the held rows' leases, so a long request is never taken over and decided twice, and a crashed
+process's rows come free one lease after its last renewal. ``release`` (a graceful stop) frees
+them at once for the next process. ``prune`` forgets delivered events, decided alerts, results and
+plans older than the retention (dead letters and alerts that failed stay for an operator).
 """
 
 from __future__ import annotations
@@ -120,12 +127,16 @@ class Retry:
 
 
 class Outbox:
-    def __init__(self, path: str | os.PathLike, owner: str | None = None, lease_s: float = 30.0):
+    def __init__(self, path: str | os.PathLike, owner: str | None = None, lease_s: float = 30.0,
+                 retention_s: float = 14 * 86400):
         self.db = Database(path, _SCHEMA)
         self.path = self.db.path
         self.owner = owner or make_owner()
         self.lease_s = lease_s
+        self.retention_s = retention_s
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._held: dict[str, set] = {"inbox": set(), "events": set()}  # rows this process works on
+        self._held_lock = threading.Lock()
 
     @classmethod
     def temporary(cls) -> "Outbox":
@@ -138,6 +149,64 @@ class Outbox:
     def _conn(self):
         return self.db.conn()
 
+    # ------------------------------------------------------------------ leases
+    def _hold(self, table: str, ids: Iterable[Any]) -> None:
+        with self._held_lock:
+            self._held[table].update(ids)
+
+    def let_go(self, table: str, ids: Iterable[Any]) -> None:
+        """No longer working on these rows (done, failed, or given up): their leases stop being renewed."""
+        with self._held_lock:
+            self._held[table].difference_update(ids)
+
+    def held(self) -> dict[str, int]:
+        with self._held_lock:
+            return {t: len(v) for t, v in self._held.items()}
+
+    def renew(self) -> int:
+        """Extend the leases of the rows this process holds; returns how many rows were renewed."""
+        with self._held_lock:
+            held = {t: list(v) for t, v in self._held.items()}
+        until, n = time.time() + self.lease_s, 0
+        for table, ids in held.items():
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                with self.db.write() as c:
+                    n += c.execute(f"UPDATE {table} SET lease_until=? WHERE owner=? AND state='pending' "
+                                   f"AND id IN ({','.join('?' * len(part))})",
+                                   (until, self.owner, *part)).rowcount
+        return n
+
+    def release(self) -> int:
+        """Free every pending row this process holds a lease on (a graceful stop: the next process
+        takes them at once instead of waiting for the leases to run out)."""
+        with self.db.write() as c:
+            n = sum(c.execute(f"UPDATE {t} SET owner=NULL, lease_until=0 WHERE owner=? AND state='pending'",
+                              (self.owner,)).rowcount for t in ("inbox", "events"))
+        with self._held_lock:
+            for v in self._held.values():
+                v.clear()
+        return n
+
+    def prune(self, now: float | None = None, batch: int = 5000) -> dict[str, int]:
+        """Forget what is older than the retention: delivered events, decided alerts, results, and
+        plans not touched since. Deletes in batches so writers are never held up for long."""
+        cutoff = (now or time.time()) - self.retention_s
+        queries = {"events": "state='delivered' AND delivered_at<?", "inbox": "state='done' AND done_at<?",
+                   "results": "received<?", "plans": "updated<?"}
+        key = {"plans": "correlation_id", "results": "id", "events": "id", "inbox": "id"}
+        out = {}
+        for table, where in queries.items():
+            out[table] = 0
+            while True:
+                with self.db.write() as c:
+                    n = c.execute(f"DELETE FROM {table} WHERE {key[table]} IN (SELECT {key[table]} FROM {table} "
+                                  f"WHERE {where} LIMIT ?)", (cutoff, batch)).rowcount
+                out[table] += n
+                if n < batch:
+                    break
+        return out
+
     # ------------------------------------------------------------------ inbox
     def accept(self, alerts: list[Any]) -> list[int]:
         """Durably record accepted alerts (leased to this process); returns their inbox ids."""
@@ -148,6 +217,7 @@ class Outbox:
                 cur = c.execute("INSERT INTO inbox(alert, alert_key, received, owner, lease_until) VALUES(?,?,?,?,?)",
                                 (a.model_dump_json(exclude_none=True), a.key(), now, self.owner, now + self.lease_s))
                 ids.append(cur.lastrowid)
+        self._hold("inbox", ids)
         return ids
 
     def finish(self, inbox_ids: Iterable[int], events: Iterable[CloudEvent],
@@ -167,6 +237,7 @@ class Outbox:
                           (corr, alert, decision, now, now))
             for i in inbox_ids:
                 c.execute("UPDATE inbox SET state='done', done_at=?, owner=NULL, lease_until=0 WHERE id=?", (now, i))
+        self.let_go("inbox", inbox_ids)
         return fresh
 
     @staticmethod
@@ -183,6 +254,7 @@ class Outbox:
             c.execute("UPDATE inbox SET attempts=attempts+1, error=?, owner=NULL, "
                       "lease_until=?, state=CASE WHEN attempts+1>=? THEN 'dead' ELSE state END WHERE id=?",
                       (error[:500], time.time() + self.lease_s, max_attempts, inbox_id))
+        self.let_go("inbox", [inbox_id])
 
     def claim_alerts(self, limit: int = 100) -> list[tuple[int, str]]:
         """Pending alerts nobody holds (a crashed process's, once its lease ran out)."""
@@ -192,12 +264,14 @@ class Outbox:
                              (now, limit)).fetchall()
             for i, _ in rows:
                 c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
+        self._hold("inbox", [i for i, _ in rows])
         return rows
 
     def defer(self, inbox_id: int, until: float) -> None:
         """Keep a pending alert for this process until ``until`` (epoch seconds): the worker takes it
         up again then (the incident settle window). Durable: after a crash it is taken up as any
-        abandoned row."""
+        abandoned row. The row is no longer held (its lease is not renewed): the deadline is its lease."""
+        self.let_go("inbox", [inbox_id])
         with self.db.write() as c:
             c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=? AND state='pending'",
                       (self.owner, until, inbox_id))
@@ -243,6 +317,7 @@ class Outbox:
                              (now, now, *args, limit)).fetchall()
             for i, _, _ in rows:
                 c.execute("UPDATE events SET owner=?, lease_until=? WHERE id=?", (self.owner, now + self.lease_s, i))
+        self._hold("events", [i for i, _, _ in rows])
         return rows
 
     def delivered_many(self, event_ids: list[str]) -> None:
@@ -252,6 +327,7 @@ class Outbox:
         with self.db.write() as c:
             c.executemany("UPDATE events SET state='delivered', attempts=attempts+1, delivered_at=?, owner=NULL, "
                           "lease_until=0, last_error=NULL WHERE id=?", [(now, i) for i in event_ids])
+        self.let_go("events", event_ids)
 
     def failed(self, event_id: str, error: str, retry: Retry) -> tuple[bool, int]:
         """Record a failed attempt; returns (dead, attempts)."""
@@ -262,6 +338,7 @@ class Outbox:
             c.execute("UPDATE events SET attempts=?, last_error=?, owner=NULL, lease_until=0, next_at=?, state=? "
                       "WHERE id=?", (attempts, error[:500], time.time() + retry.delay(attempts),
                                      "dead" if dead else "pending", event_id))
+        self.let_go("events", [event_id])
         return dead, attempts
 
     def requeue_dead(self, event_id: str | None = None) -> int:
@@ -346,8 +423,10 @@ class Worker:
     ``send(event) -> reply | None`` raises on failure (BrokerError or anything else: both retried);
     ``on_reply(reply)`` runs before the event is marked delivered, so a crash in between only
     means the event goes out again with the same id; ``resume(rows)`` processes inbox rows.
-    ``start()`` runs it on a background thread, sending ``concurrency`` events at once;
-    ``deliver(rows)`` sends claimed rows now. With ``concurrency=0`` sends happen in the calling
+    ``start()`` runs it on a background thread, sending ``concurrency`` events at once, and a keeper
+    thread that renews the outbox's held leases every third of a lease and prunes it every
+    ``prune_every_s``; ``stop()`` ends both and releases what this process still holds, for the next
+    one. ``deliver(rows)`` sends claimed rows now. With ``concurrency=0`` sends happen in the calling
     thread, in row order (the embedded agent's inline delivery).
     """
 
@@ -356,7 +435,8 @@ class Worker:
                  resume: Callable[[list[tuple[int, str]]], Any] | None = None,
                  on_dead: Callable[[CloudEvent, str, int], Any] | None = None,
                  on_delivered: Callable[[list[tuple[CloudEvent, int]]], Any] | None = None,
-                 retry: Retry | None = None, poll_s: float = 0.5, concurrency: int = 4, batch: int = 64):
+                 retry: Retry | None = None, poll_s: float = 0.5, concurrency: int = 4, batch: int = 64,
+                 prune_every_s: float = 3600.0):
         self.outbox = outbox
         self.send = send
         self.on_reply = on_reply
@@ -370,14 +450,32 @@ class Worker:
                       if concurrency > 0 else None)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.prune_every_s = prune_every_s
         self._thread: threading.Thread | None = None
+        self._keeper: threading.Thread | None = None
 
     def start(self) -> "Worker":
         if self._thread is None:
             self.outbox.reclaim_dead_owners()
             self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
             self._thread.start()
+            self._keeper = threading.Thread(target=self._keep, name="outbox-keeper", daemon=True)
+            self._keeper.start()
         return self
+
+    def _keep(self) -> None:
+        """Renew held leases (a webhook of thousands of alerts takes longer than one lease), prune."""
+        pruned_at = 0.0
+        while not self._stop.wait(max(0.05, self.outbox.lease_s / 3)):
+            try:
+                self.outbox.renew()
+                if time.monotonic() - pruned_at >= self.prune_every_s:
+                    pruned_at = time.monotonic()
+                    gone = self.outbox.prune()
+                    if any(gone.values()):
+                        log.info("outbox pruned past its retention: %s", gone)
+            except Exception:  # noqa: BLE001 - a locked or full disk must not end the renewals
+                log.exception("outbox keeper iteration failed")
 
     def kick(self) -> None:
         self._wake.set()
@@ -385,11 +483,18 @@ class Worker:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        started = self._thread is not None
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._keeper is not None:
+            self._keeper.join(timeout)
+            self._keeper = None
+        if started:
+            n = self.outbox.release()
+            log.warning("delivery stopped: %d pending alerts and events left in the outbox for the next process", n)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -409,7 +514,10 @@ class Worker:
             rows = self.outbox.claim_alerts(self.batch)
             if rows:
                 busy = True
-                self.resume(rows)
+                try:
+                    self.resume(rows)
+                finally:
+                    self.outbox.let_go("inbox", [i for i, _ in rows])
         rows = self.outbox.claim_events(self.batch)
         self.deliver(rows)
         return busy or bool(rows)
@@ -418,9 +526,12 @@ class Worker:
         """Send claimed rows (results in row order); mark them delivered in one batch, or failed
         (retried later, dead after ``retry.max_attempts``)."""
         each = self._pool.map if self._pool is not None else map
-        sent = [s for s in each(self._deliver, rows) if s is not None]
-        done = [(s.event, s.attempts) for s in sent if s.error is None]
-        self.outbox.delivered_many([ev.get_id() for ev, _ in done])
+        try:
+            sent = [s for s in each(self._deliver, rows) if s is not None]
+            done = [(s.event, s.attempts) for s in sent if s.error is None]
+            self.outbox.delivered_many([ev.get_id() for ev, _ in done])
+        finally:
+            self.outbox.let_go("events", [r[0] for r in rows])
         if self.on_delivered is not None and done:
             self.on_delivered(done)
         return sent

@@ -2,7 +2,7 @@
 
 Everything the gate enforces that an operator may tune lives here: the mode (execute, dry_run,
 suggest), per-function switches, confidence thresholds and cooldowns, namespace lists, dedup
-window, budgets, storm and loop breakers. Unknown keys are errors: a typo must not silently
+window, budgets, storm and loop breakers, and how alert classes earn autonomy. Unknown keys are errors: a typo must not silently
 loosen the policy.
 """
 
@@ -68,6 +68,15 @@ class Loop(_Strict):
     window_seconds: float = Field(default=86400, gt=0)
 
 
+class Autonomy(_Strict):
+    """Earned autonomy per alert class (see agent_sre.loop.autonomy): a class starts in suggest and
+    moves to execute after ``promote_after`` verified outcomes in a row; any failed, ineffective
+    or rejected one sends it back to suggest. The policy's mode stays the ceiling."""
+
+    enabled: bool = True
+    promote_after: int = Field(default=3, ge=1)
+
+
 class Policy(_Strict):
     version: int = 1
     mode: Mode = "dry_run"
@@ -78,6 +87,7 @@ class Policy(_Strict):
     budget: Budget = Field(default_factory=Budget)
     storm: Storm = Field(default_factory=Storm)
     loop: Loop = Field(default_factory=Loop)
+    autonomy: Autonomy = Field(default_factory=Autonomy)
     # Target provenance: the name must come from a label that names that kind of object (a pod name
     # from `pod`, a claim from `persistentvolumeclaim`...), the namespace from a namespace label, and
     # a Flux function must agree with the alert's `kind`. models: decisions that read labels without

@@ -74,7 +74,13 @@ class ServerSettings(_Group):
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
     log_level: LogLevel = Field("info", description="log level")
-    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (bytes)")
+    max_body_bytes: int | None = Field(None, ge=1024, description="largest request body accepted, in bytes (default: "
+                                                                  "16 MiB for serve, 1 MiB for the other services)")
+    read_timeout_seconds: float = Field(15.0, gt=0, description="a request whose head and body have not arrived "
+                                                                "within this time is cut off (408)")
+
+    def body_limit(self, default: int) -> int:
+        return self.max_body_bytes or default
 
 
 class StateSettings(_Group):
@@ -83,6 +89,9 @@ class StateSettings(_Group):
     outbox_db: Path | None = Field(None, description="outbox database (default STATE_DIR/outbox.db)")
     audit_log: Path | None = Field(None, description="audit log (default STATE_DIR/audit.jsonl)")
     redis_url: str | None = Field(None, description="keep gate state in Redis instead of SQLite")
+    audit_max_bytes: int = Field(64 << 20, ge=4096, description="the audit log is rotated when it grows past this "
+                                                               "(the chain continues in the next file)")
+    audit_keep: int = Field(8, ge=0, description="rotated audit files kept, oldest removed first (0: keep all)")
 
     @property
     def state_path(self) -> Path:
@@ -106,6 +115,45 @@ class AgentSettings(_Group):
     retry_base_seconds: float = Field(1.0, gt=0, description="first delivery retry delay")
     retry_max_seconds: float = Field(300.0, gt=0, description="longest delivery retry delay")
     retry_max_attempts: int = Field(12, ge=1, description="delivery attempts before a dead letter")
+    intake_chunk: int = Field(256, ge=1, description="alerts decided and committed together; a larger request "
+                                                     "goes through in chunks of this size")
+    answer_outcomes_max: int = Field(100, ge=0, description="per-alert outcomes in one HTTP answer (its counts "
+                                                            "cover every alert)")
+    outbox_lease_seconds: float = Field(30.0, gt=0, description="how long a claim on an accepted alert or an event "
+                                                                "lasts; renewed while the agent works on it")
+    outbox_retention_seconds: float = Field(14 * 86400, gt=0, description="delivered events, decided alerts and "
+                                                                         "results are kept this long (at least the "
+                                                                         "policy's dedup_seconds)")
+    dead_letter_max_bytes: int = Field(64 << 10, ge=1024, description="largest dead-letter event accepted (bytes)")
+    dead_letter_per_minute: int = Field(60, ge=1, description="dead letters recorded per minute; more get 429")
+
+
+class LoopSettings(_Group):
+    """The closed loop: verification, approvals, escalations that reach people."""
+
+    alertmanager_url: str | None = Field(None, description="Alertmanager whose v2 API says whether a remediated "
+                                                          "alert is still active (unset: only its resolved webhook)")
+    prometheus_url: str | None = Field(None, description="Prometheus whose rules API gives each alert's decay window")
+    verify_default_window_seconds: float = Field(900.0, gt=0, description="decay window when the alert's rule "
+                                                                         "cannot be read")
+    verify_grace_seconds: float = Field(60.0, ge=0, description="added to every decay window (scrape and "
+                                                               "notification delays)")
+    verify_group_interval_seconds: float | None = Field(None, gt=0, description="Alertmanager group_interval "
+                                                      "(default: read from ALERTMANAGER_URL, else 300)")
+    verify_poll_seconds: float = Field(10.0, gt=0, description="how often open verifications and approvals are checked")
+    approval_ttl_seconds: float = Field(3600.0, gt=0, description="an approval request expires after this long")
+    escalate_alertmanager_url: str | None = Field(None, description="post escalations to this Alertmanager's v2 API "
+                                                                   "as alerts")
+    slack_webhook_url: str | None = Field(None, description="Slack-compatible incoming webhook for approval "
+                                                           "requests and escalations")
+    external_url: str | None = Field(None, description="the agent's URL as people reach it (links in messages)")
+
+
+class ClientSettings(_Group):
+    """What the operator commands (approve, reject, pin) need to talk to a running agent."""
+
+    agent_url: str = Field("http://127.0.0.1:8080", description="the agent's HTTP API")
+    auth_token: str | None = Field(None, description="the agent's bearer token (its AUTH_TOKEN)")
 
 
 class IncidentSettings(_Group):
@@ -121,9 +169,8 @@ class IncidentSettings(_Group):
     incident_kube: Flag = Field(False, description="confirm links with the Kubernetes API (read-only: pods, Flux "
                                                    "objects), in-cluster or through KUBECONFIG")
     kubeconfig: str | None = Field(None, description="kubeconfig file for INCIDENT_KUBE outside a pod")
-    alertmanager_url: str | None = Field(None, description="also read the active alerts from Alertmanager's v2 "
-                                                           "API (GET /api/v2/alerts)")
-    alertmanager_poll_seconds: float = Field(15.0, gt=0, description="how often to read ALERTMANAGER_URL")
+    alertmanager_poll_seconds: float = Field(15.0, gt=0, description="how often the incident view reads the active "
+                                             "alerts from ALERTMANAGER_URL (its v2 API), when that is set")
 
 
 class PolicySettings(_Group):
@@ -193,6 +240,9 @@ class FunctionSettings(_Group):
     flux_force: Flag = Field(False, description="HelmRelease: also request forceAt")
     flux_wait_seconds: float = Field(30.0, ge=0, description="how long to watch Ready after a reconcile request")
     flux_poll_seconds: float = Field(2.0, gt=0, description="Ready polling interval")
+    verify_wait_seconds: float = Field(30.0, ge=0, description="how long pod-restart watches for a Ready replacement "
+                                                             "or a complete rollout after acting")
+    verify_poll_seconds: float = Field(2.0, gt=0, description="polling interval of that watch")
     pod_events: int = Field(5, ge=0, description="recent events reported per pod")
     kube_timeout: float = Field(10.0, gt=0, description="seconds per Kubernetes API request")
 
@@ -264,7 +314,8 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
-    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, IncidentSettings,
+    "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, LoopSettings,
+              IncidentSettings,
               RunbookSettings, TRMSettings, LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings, FunctionKeySettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),
@@ -273,6 +324,10 @@ COMMANDS: dict[str, tuple[type[_Group], ...]] = {
     "preview": (PolicySettings, RunbookSettings, TRMSettings, LLMSettings),
     "history": (StateSettings, AgentKeySettings),
     "outbox": (StateSettings,),
+    "outcomes": (StateSettings, PolicySettings),
+    "approve": (ClientSettings,),
+    "reject": (ClientSettings,),
+    "pin": (ClientSettings,),
     "dataset collect": (CollectSettings,),
 }
 

@@ -13,6 +13,11 @@ Tables (SQLite): ``actions`` holds one row per allowed plan step of an alert occ
 it mutates and when; cooldowns, budgets and the loop breaker are queries over it. ``signals``
 holds, per target, the last time it fired or failed (the storm breaker counts distinct recent
 targets).
+
+A step reserved in suggest mode (waiting for a person) is a dedup record only: it acts on
+nothing, so it counts towards no cooldown, budget or loop. When the person approves, the same
+step is reserved again with ``approved`` set: the suggestion gives way (it is not a duplicate
+of itself) and every other limit is checked as for any action.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ class Action:
     params: dict[str, Any]
     mutating: bool
     mode: str
+    approved: bool = False  # a person approved this step's suggestion: it replaces the suggest record
+
+    @property
+    def acts(self) -> bool:
+        """Counts towards cooldowns, budgets and the loop breaker (a suggestion does not)."""
+        return self.mode != "suggest"
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class SQLiteState:
                           "ON CONFLICT(target) DO UPDATE SET ts=max(ts, excluded.ts)", (a.target, now))
             row = c.execute("SELECT function, target, params, mode, ts FROM actions WHERE alert_key=? AND step=? "
                             "AND ts>?", (a.alert_key, a.step, now - limits.dedup_seconds)).fetchone()
-            if row is not None:
+            if row is not None and not (a.approved and row[3] == "suggest"):
                 prior = {"function": row[0], "target": row[1], "params": json.loads(row[2]), "mode": row[3],
                          "ts": row[4]}
                 return Reserved(False, "duplicate",
@@ -149,7 +160,7 @@ class SQLiteState:
             c.execute("INSERT OR REPLACE INTO actions(alert_key, step, fingerprint, function, target, params, mutating, mode, ts) "
                       "VALUES(?,?,?,?,?,?,?,?,?)",
                       (a.alert_key, a.step, a.fingerprint, a.function, a.target,
-                       json.dumps(a.params, sort_keys=True), int(a.mutating), a.mode, now))
+                       json.dumps(a.params, sort_keys=True), int(a.mutating and a.acts), a.mode, now))
         self._calls += 1
         if self._calls % 500 == 0:
             self.prune(limits, now)
@@ -157,6 +168,8 @@ class SQLiteState:
 
     @staticmethod
     def _limits(c: sqlite3.Connection, a: Action, limits: Limits, now: float) -> Reserved | None:
+        if not a.acts:
+            return None  # a suggestion acts on nothing: only its dedup record is kept
         if a.mutating:
             (n,) = c.execute("SELECT count(*) FROM signals WHERE ts>?", (now - limits.storm_window_seconds,)).fetchone()
             if n >= limits.storm_targets:
@@ -167,8 +180,8 @@ class SQLiteState:
             if n >= limits.loop_max_returns:
                 return Reserved(False, "loop", _refusal_reason("loop", a, limits, n))
         if limits.cooldown_seconds > 0:
-            (last,) = c.execute("SELECT max(ts) FROM actions WHERE function=? AND target=? AND ts>?",
-                                (a.function, a.target, now - limits.cooldown_seconds)).fetchone()
+            (last,) = c.execute("SELECT max(ts) FROM actions WHERE function=? AND target=? AND ts>? "
+                                "AND mode<>'suggest'", (a.function, a.target, now - limits.cooldown_seconds)).fetchone()
             if last is not None:
                 return Reserved(False, "cooldown", _refusal_reason("cooldown", a, limits, now - last))
         if a.mutating:
@@ -240,11 +253,16 @@ if a.step == 0 then zmax(sig, a.target) end
 redis.call('ZREMRANGEBYSCORE', sig, '-inf', after(now - math.max(l.storm_window_seconds, 3600)))
 local dkey = p .. 'dedup:' .. a.alert_key .. ':' .. a.step
 local prior = redis.call('HMGET', dkey, 'ts', 'doc')
-if prior[1] and tonumber(prior[1]) > now - l.dedup_seconds then return {'duplicate', 0, prior[2]} end
+if prior[1] and tonumber(prior[1]) > now - l.dedup_seconds then
+  -- an approved step replaces its own suggestion; anything else is a duplicate
+  if not (a.approved and cjson.decode(prior[2]).mode == 'suggest') then return {'duplicate', 0, prior[2]} end
+end
+local acts = a.mode ~= 'suggest'
+local mutating = a.mutating and acts
 local lkey = p .. 'loop:' .. a.fingerprint
 local tkey = p .. 'budget:t:' .. a.target
 local gkey = p .. 'budget:global'
-if a.mutating then
+if mutating then
   local n = redis.call('ZCOUNT', sig, after(now - l.storm_window_seconds), '+inf')
   if n >= l.storm_targets then return {'storm', n, ''} end
   local since = now - l.loop_window_seconds
@@ -255,13 +273,13 @@ if a.mutating then
 end
 local fn = a['function']
 local ckey = p .. 'cool:' .. string.len(fn) .. ':' .. fn .. ':' .. a.target
-if l.cooldown_seconds > 0 then
+if acts and l.cooldown_seconds > 0 then
   local last = redis.call('GET', ckey)
   if last and tonumber(last) > now - l.cooldown_seconds then
     return {'cooldown', string.format('%.17g', now - tonumber(last)), ''}
   end
 end
-if a.mutating then
+if mutating then
   local n = redis.call('ZCOUNT', tkey, after(now - 3600), '+inf')
   if n >= l.per_target_per_hour then return {'budget_target', n, ''} end
   n = redis.call('ZCOUNT', gkey, after(now - 3600), '+inf')
@@ -270,9 +288,11 @@ end
 -- reserve: record the action in every history the checks read
 redis.call('HSET', dkey, 'ts', nows, 'doc', doc)
 redis.call('EXPIRE', dkey, ttl)
-local last = redis.call('GET', ckey)
-if (not last) or tonumber(last) < now then redis.call('SET', ckey, nows, 'EX', ttl) end
-if a.mutating then
+if acts then
+  local last = redis.call('GET', ckey)
+  if (not last) or tonumber(last) < now then redis.call('SET', ckey, nows, 'EX', ttl) end
+end
+if mutating then
   local member = a.alert_key .. ':' .. a.step
   local old = after(now - keep)
   for _, key in ipairs({tkey, gkey}) do

@@ -101,29 +101,45 @@ def test_audit_outcomes(tmp_path):
     log = tmp_path / "audit.jsonl"
     alert = {"labels": {"alertname": "PodCrashLoopBackOff", "namespace": "shop", "pod": "cart-1"},
              "annotations": {"summary": "x"}, "status": "firing"}
+    restart = {"lambda_function": "pod-restart", "parameters": {"name": "cart-1", "namespace": "shop", "type": "pod"}}
+
+    def occurrence(corr, pod, *later):
+        a = {**alert, "labels": {**alert["labels"], "pod": pod}}
+        d = {**restart, "parameters": {**restart["parameters"], "name": pod}}
+        return [{"kind": "alert", "correlation_id": corr, "alertname": "PodCrashLoopBackOff",
+                 "data": {"inbox_id": 1, "alert": a}},
+                {"kind": "decision", "correlation_id": corr, "data": {"decision": d, "verdict": {"allowed": True}}},
+                *[{**x, "correlation_id": corr} for x in later]]
+
     lines = [
-        {"seq": 1, "kind": "alert", "correlation_id": "c1", "alertname": "PodCrashLoopBackOff",
-         "data": {"inbox_id": 1, "alert": alert}},
-        {"seq": 2, "kind": "decision", "correlation_id": "c1",
-         "data": {"decision": {"lambda_function": "pod-restart",
-                               "parameters": {"name": "cart-1", "namespace": "shop", "type": "pod"}},
-                  "verdict": {"allowed": True}}},
-        {"seq": 3, "kind": "result", "correlation_id": "c1",
-         "data": {"status": "success", "action": "pod-restart", "dry_run": True, "message": "would delete"}},
+        # A dry run "succeeds" but changed nothing: never a label.
+        *occurrence("c1", "cart-1", {"kind": "result", "data": {"status": "success", "dry_run": True,
+                                                                 "message": "would delete"}}),
         "this line is torn {",
-        {"seq": 4, "kind": "alert", "correlation_id": "c2", "data": {"alert": {**alert, "labels": {**alert["labels"], "pod": "cart-2"}}}},
-        {"seq": 5, "kind": "event", "correlation_id": "c2",
-         "data": {"lambda_function": "pod-restart", "parameters": {"name": "cart-2", "namespace": "shop"}}},
-        {"seq": 6, "kind": "result", "correlation_id": "c2", "data": {"status": "error", "message": "forbidden"}},
+        # Executed, and the alert resolved: the decision was right.
+        *occurrence("c2", "cart-2", {"kind": "result", "data": {"status": "success", "dry_run": False}},
+                    {"kind": "outcome", "data": {"outcome": "verified", "reason": "resolved 40s after"}}),
+        # Executed, still firing after the window: wrong; a person should decide.
+        *occurrence("c3", "cart-3", {"kind": "result", "data": {"status": "success", "dry_run": False}},
+                    {"kind": "outcome", "data": {"outcome": "ineffective", "reason": "still firing"}}),
+        # A person rejected it: wrong.
+        *occurrence("c4", "cart-4", {"kind": "outcome", "data": {"outcome": "rejected", "reason": "holds a lock"}}),
+        # The function failed (RBAC): says nothing about the decision.
+        *occurrence("c5", "cart-5", {"kind": "result", "data": {"status": "error", "message": "forbidden"}},
+                    {"kind": "outcome", "data": {"outcome": "failed"}}),
         {"seq": 7, "kind": "result", "correlation_id": "orphan", "data": {"status": "success"}},
         {"seq": 8, "kind": "verdict", "correlation_id": "c1", "data": {"unexpected": ["shape"]}},
     ]
     log.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     recs = from_audit_log(log)
-    assert len(recs) == 2  # the orphan result has no alert to learn from
-    ok, bad = recs
-    assert ok["expect"] == {"lambda_function": "pod-restart",
-                            "parameters": {"name": "cart-1", "namespace": "shop", "type": "pod"}}
-    assert ok["alert"]["labels"]["pod"] == "cart-1" and ok["meta"]["outcome"] == "success"
-    assert bad["expect"] is None and bad["meta"]["outcome"] == "error" and bad["meta"]["function"] == "pod-restart"
+    assert [r["alert"]["labels"]["pod"] for r in recs] == ["cart-1", "cart-2", "cart-3", "cart-4", "cart-5"]
+    dry, good, ineffective, rejected, failed = recs
+    assert dry["expect"] is None and dry["meta"]["dry_run"] is True and dry["meta"]["label"] is None
+    assert good["expect"] == {"lambda_function": "pod-restart",
+                              "parameters": {"name": "cart-2", "namespace": "shop", "type": "pod"}}
+    assert good["meta"]["label"] == "positive" and good["meta"]["outcome"] == "verified"
+    for neg in (ineffective, rejected):
+        assert neg["expect"]["lambda_function"] is None and neg["meta"]["label"] == "negative"
+        assert neg["meta"]["rejected"]["lambda_function"] == "pod-restart"
+    assert failed["expect"] is None and failed["meta"]["outcome"] == "failed" and failed["meta"]["function"] == "pod-restart"
     assert collect(None, None, None, log) == recs

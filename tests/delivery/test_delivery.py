@@ -25,6 +25,7 @@ from agent_sre.gate import Gate
 from agent_sre.outbox import Outbox, Retry
 from agent_sre.server import create_app
 from agent_sre.state import SQLiteState
+from agent_sre.settings import ServerSettings
 from tests.gate.support import alert, alert_doc, data, webhook
 from tests.delivery.sinks import StatusSink
 from tests.helpers import serve_asgi
@@ -192,7 +193,7 @@ def test_bearer_token_on_the_intake(tmp_path, sink):
 
 def test_chunked_body_over_the_limit_is_refused(tmp_path, sink):
     agent = make_agent(tmp_path, sink.url)
-    with serve_asgi(create_app(agent, max_body=1000)) as url:
+    with serve_asgi(create_app(agent, server=ServerSettings(max_body_bytes=1024))) as url:
         def gen():
             for _ in range(20):
                 yield b" " * 100

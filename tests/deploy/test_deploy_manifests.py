@@ -108,7 +108,8 @@ def validate_object(o: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- Knative webhook rules
 
 # pkg/apis/serving/fieldmask.go with the default config-features (feature-gated fields off,
-# emptyDir volumes on, pod securityContext off).
+# emptyDir volumes on, pod securityContext off) plus the features the README tells users to enable
+# (KNATIVE_FEATURES): persistent volume claims, written to.
 KSVC_POD_FIELDS = {"serviceAccountName", "containers", "volumes", "imagePullSecrets", "enableServiceLinks",
                    "automountServiceAccountToken", "containerConcurrency", "timeoutSeconds",
                    "responseStartTimeoutSeconds", "idleTimeoutSeconds"}
@@ -117,7 +118,8 @@ KSVC_CONTAINER_FIELDS = {"name", "args", "command", "env", "workingDir", "envFro
                          "terminationMessagePath", "terminationMessagePolicy", "volumeMounts"}
 KSVC_SECURITY_FIELDS = {"capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup", "runAsNonRoot",
                         "allowPrivilegeEscalation", "seccompProfile", "privileged"}
-KSVC_VOLUME_SOURCES = {"secret", "configMap", "projected", "emptyDir"}
+KSVC_VOLUME_SOURCES = {"secret", "configMap", "projected", "emptyDir", "persistentVolumeClaim"}
+KNATIVE_FEATURES = ("kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write")
 # pkg/apis/serving/k8s_validation.go
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
 RESERVED_PORTS = {8012, 8013, 8022, 9090, 9091, 8008}
@@ -188,7 +190,8 @@ def env(ksvc) -> dict[str, Any]:
 
 def test_every_kustomization_is_found():
     names = {str(p.relative_to(DEPLOY)) for p in KUSTOMIZATIONS}
-    assert {"base", "overlays/cpu", "overlays/gpu", "flux", "base/functions", "base/monitoring"} <= names
+    assert {"base", "overlays/cpu", "overlays/gpu", "flux", "base/functions", "base/monitoring", "base/network",
+            "access"} <= names
 
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(DEPLOY)))
@@ -241,7 +244,8 @@ def test_revisions_carry_their_service_labels(top):
     svcs = ksvcs(render(top))
     assert len(svcs) == 2 + len(catalog.function_names())
     for name, svc in svcs.items():
-        labels = svc["metadata"]["labels"]
+        # visibility is the Route's setting, not a label of the pods
+        labels = {k: v for k, v in svc["metadata"]["labels"].items() if k != "networking.knative.dev/visibility"}
         assert labels["app.kubernetes.io/part-of"] == "agent-sre", name
         template = svc["spec"]["template"]["metadata"]["labels"]
         assert labels.items() <= template.items(), (name, labels, template)
@@ -354,20 +358,82 @@ def _granted(objs, sa_name: str, namespace: str) -> set[tuple[str, str, str]]:
     return out
 
 
+def _grants_by_namespace(objs, sa_name: str, namespace: str) -> dict[str, set[tuple[str, str, str]]]:
+    """What ``sa_name`` may do, per namespace ("*" for ClusterRoleBindings: every namespace)."""
+    out: dict[str, set[tuple[str, str, str]]] = {}
+    for b in objs:
+        if b["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        ns = b["metadata"].get("namespace", "*") if b["kind"] == "RoleBinding" else "*"
+        one = [b, *(o for o in objs if o["kind"] in ("Role", "ClusterRole"))]
+        out.setdefault(ns, set()).update(_granted(one, sa_name, namespace))
+    return {k: v for k, v in out.items() if v}
+
+
+def _deploy_policy():
+    from agent_sre import policy as policy_mod
+
+    cm = next(o for o in render(DEPLOY / "overlays" / "cpu")
+              if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "agent-sre-policy")
+    return policy_mod.parse(cm["data"]["policy.yaml"], "deploy policy ConfigMap")
+
+
 @pytest.mark.parametrize("fn", catalog.function_names())
 def test_function_rbac_is_exactly_the_catalog_declaration(fn):
+    """A mutating function holds exactly its declared rights, in Roles, in the namespaces the policy
+    lets it act in and nowhere else; a read-only one reads cluster-wide (never writes)."""
     objs = render(DEPLOY / "overlays" / "cpu")
     svc = ksvcs(objs)[fn]
     sa = svc["spec"]["template"]["spec"]["serviceAccountName"]
     ns = svc["metadata"]["namespace"]
     assert any(o["kind"] == "ServiceAccount" and o["metadata"]["name"] == sa and o["metadata"]["namespace"] == ns
                for o in objs)
-    want = {(r.api_group, r.resource, v) for r in catalog.get(fn).rbac for v in r.verbs}
-    granted = _granted(objs, sa, ns)
-    assert granted == want, {"extra": sorted(granted - want), "missing": sorted(want - granted)}
-    assert not any("*" in x for g in granted for x in g)
-    if not catalog.get(fn).mutating:
-        assert not {v for _, _, v in granted} - {"get", "list", "watch"}
+    spec = catalog.get(fn)
+    want = {(r.api_group, r.resource, v) for r in spec.rbac for v in r.verbs}
+    by_ns = _grants_by_namespace(objs, sa, ns)
+    assert set().union(*by_ns.values()) == want
+    assert not any("*" in x for g in want for x in g)
+    pol = _deploy_policy()
+    if spec.mutating:
+        assert "*" not in by_ns, f"{fn} holds cluster-wide rights: {by_ns.get('*')}"
+        expected = set(pol.namespaces.allow) | ({"flux-system"} if fn in pol.namespaces.harmless else set())
+        expected -= set(pol.namespaces.deny)
+        if fn not in pol.namespaces.harmless:
+            expected -= set(pol.namespaces.deny_mutating)
+        assert set(by_ns) == expected
+        for grants in by_ns.values():
+            assert grants == want
+        assert "kube-system" not in by_ns
+    else:
+        assert set(by_ns) == {"*"}
+        assert not {v for _, _, v in want} - {"get", "list", "watch"}
+        assert not {res for _, res, _ in want} & {"secrets", "configmaps"}
+
+
+def test_write_rights_only_where_the_gate_would_act():
+    """Cross-check with the gate itself: in every namespace where a function's ServiceAccount may
+    write, the deploy policy lets that function act (and nowhere the gate refuses it on namespace)."""
+    from agent_sre.alerts import Alert
+    from agent_sre.decision import Method, validated
+    from agent_sre.gate import Gate
+
+    objs = render(DEPLOY / "overlays" / "cpu")
+    gate = Gate(policy=_deploy_policy())
+    candidates = {"default", "media", "monitoring", "flux-system", "kube-system", "kube-public", "knative-serving",
+                  "knative-eventing", "somewhere-else"}
+    for spec in catalog.specs():
+        if not spec.mutating:
+            continue
+        by_ns = _grants_by_namespace(objs, spec.name, "agent-sre")
+        for ns in candidates:
+            params = {"name": "x", "namespace": ns, **({"type": "pod"} if spec.name == "pod-restart" else {})}
+            labels = {"alertname": "Probe", "namespace": ns, "pod": "x", "name": "x",
+                      "kind": spec.kind or "Pod", "exported_namespace": ns}
+            decision = validated(spec.name, params, method=Method.STATIC, reasoning="probe", confidence=1.0)
+            verdict = gate.check(Alert(labels=labels), decision)
+            assert verdict.code != "target", verdict.reason  # the probe reaches the namespace rules
+            if ns in by_ns:
+                assert verdict.code != "namespace", (spec.name, ns, verdict.reason)
 
 
 def test_agent_and_reasoning_hold_no_cluster_rights():

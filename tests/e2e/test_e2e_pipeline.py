@@ -159,12 +159,14 @@ def test_alert_to_function_and_resolution(tmp_path, keyset):
             assert triggers_after == triggers_before, [x.body for x in triggers_after[1:]]
             mark("3 s after resolution: no further trigger")
 
-            # The agent's audit log records the outcome; the collector turns it into a labelled example.
+            # The audit log holds the result against its alert; a dry run changed nothing, so the
+            # collector keeps the example for labelling but never labels it itself.
             audit = state / "audit.jsonl"
             recs = harness.wait_until(lambda: from_audit_log(audit), 10, what="result in the audit log")
-            assert recs[0]["expect"] == {"lambda_function": FUNCTION, "parameters": {"name": "sonarr", "namespace": "media"}}
+            assert recs[0]["expect"] is None and recs[0]["meta"]["dry_run"] is True
+            assert recs[0]["meta"]["function"] == FUNCTION and recs[0]["meta"]["result"] in ("success", "noop")
             assert recs[0]["alert"]["labels"]["exported_namespace"] == "media"
-            mark("audit log holds the result; collector yields a labelled example")
+            mark("audit log holds the result; the collector keeps the dry-run example unlabelled")
         except BaseException:
             for p in procs:
                 print(f"--- {p.name}\n{p.tail(60)}")

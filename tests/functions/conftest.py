@@ -25,7 +25,8 @@ def cluster(tmp_path):
 
 @pytest.fixture
 def settings():
-    return FunctionSettings(dry_run=False, flux_wait_seconds=2.0, flux_poll_seconds=0.02)
+    return FunctionSettings(dry_run=False, flux_wait_seconds=2.0, flux_poll_seconds=0.02, verify_wait_seconds=0.3,
+                            verify_poll_seconds=0.02)
 
 
 @pytest.fixture

@@ -102,8 +102,9 @@ def craft(how: str, fn: str, params, dry_run, eid: str, corr: str) -> CloudEvent
     if how == "tampered-data":
         return CloudEvent(a, {**data, "dry_run": False, "parameters": {"name": "coredns", "namespace": "kube-system",
                                                                        "type": "deployment"}})
-    if how == "tampered-function":
-        return CloudEvent({**a, "lambdafunction": "pod-restart"}, {**data, "lambda_function": "pod-restart"})
+    if how == "tampered-function":  # another function than the one signed for
+        other = "pod-restart" if fn != "pod-restart" else "flux-reconcile-kustomization"
+        return CloudEvent({**a, "lambdafunction": other}, {**data, "lambda_function": other})
     if how == "tampered-id":
         return CloudEvent({**a, "id": eid + "-2"}, data)
     if how == "tampered-type":

@@ -198,7 +198,9 @@ def test_the_functions_audit_records_refusals_and_results_and_verifies(cluster, 
     deployment_chain(cluster)
     _, fn = key_files(tmp_path / "keys")
     state = tmp_path / "state"
-    env = {"STATE_DIR": str(state), "DRY_RUN": "false", "KUBECONFIG": cluster.kubeconfig, **fn}
+    # (VERIFY_WAIT_SECONDS=0: KMock runs no controller to replace the pod; the watch would only wait)
+    env = {"STATE_DIR": str(state), "DRY_RUN": "false", "KUBECONFIG": cluster.kubeconfig, "VERIFY_WAIT_SECONDS": "0",
+           **fn}
     with serve_asgi(app_from_env(env)) as url:
         assert send(url, trigger(id="u-1")).status_code == 401
         assert send(url, by_agent(attack(id="k-1"))).status_code == 401  # not this deployment's agent key

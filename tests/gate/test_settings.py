@@ -25,7 +25,8 @@ def test_help_lists_every_setting_the_command_honours(command):
     r = invoke([*command.split(), "--help"])
     assert r.exit_code == 0, r.output
     rows = cfg.describe(cfg.COMMANDS[command])
-    only = {"history": {"STATE_DIR", "AUDIT_LOG"}, "outbox": {"STATE_DIR", "OUTBOX_DB"}}.get(command)
+    only = {"history": {"STATE_DIR", "AUDIT_LOG"}, "outbox": {"STATE_DIR", "OUTBOX_DB"},
+            "outcomes": {"STATE_DIR", "STATE_DB", "REDIS_URL", "POLICY_PATH"}}.get(command)
     shown = [var for var, _, _ in rows if only is None or var in only]
     assert shown and all(var in r.output for var in shown), r.output
 

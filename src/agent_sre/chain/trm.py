@@ -95,16 +95,19 @@ class TRMStage:
         self._load()
         if self.predictor is None:
             return [Abstain(self._error or "TRM unavailable") for _ in alerts]
-        if not alerts:
-            return []
-        encs, x = self.predictor.encode(alerts)
-        preds = self.predictor.decode(alerts, encs, self._model_thread(x))
         out: list[Decision | Exception] = []
-        for a, p in zip(alerts, preds):
-            try:
-                out.append(judge(a, p, self.threshold, self.decide_no_action))
-            except Abstain as e:
-                out.append(e)
+        # At most TRM_BATCH_MAX alerts per pass: the model's outputs (a probability per position and
+        # vocabulary entry) grow with the batch, so a huge request must not become one huge pass.
+        step = self.settings.trm_batch_max
+        for i in range(0, len(alerts), step):
+            chunk = alerts[i:i + step]
+            encs, x = self.predictor.encode(chunk)
+            preds = self.predictor.decode(chunk, encs, self._model_thread(x))
+            for a, p in zip(chunk, preds):
+                try:
+                    out.append(judge(a, p, self.threshold, self.decide_no_action))
+                except Abstain as e:
+                    out.append(e)
         return out
 
     def _forward(self, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:

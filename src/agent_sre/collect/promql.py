@@ -18,6 +18,10 @@ further unnamed labels may appear (``open``), the metric names used and the labe
 values a real one would have (e.g. ``reason="CrashLoopBackOff"``). To teach the parser a metric's
 labels, add it to ``KNOWN_METRICS``. Syntax it cannot read raises ``PromQLError``.
 
+``lookback_seconds(expr)`` is how far back the expression reads: its longest range (``[5m]``,
+a subquery's ``[1h:1m]`` plus the ranges inside it) with its ``offset`` — how long an alert can
+keep firing after the condition it watches has cleared (the closed loop's decay window).
+
 ``infer_labels(expr, scrape=True)`` also gives each selector the labels a scraped series carries
 beyond its matchers (``exporters.scraped_labels``: the exporter's own labels and the scrape
 target's ``job``, ``instance``, ``namespace``, ``pod``, ...), so aggregations keep or drop them as
@@ -164,12 +168,24 @@ def _unquote(s: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """A Prometheus duration (``5m``, ``1h30m``, ``90s``, ``250ms``) in seconds; PromQLError if it is not one."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|[smhdwy])", text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise PromQLError(f"not a duration: {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
 class _Parser:
     def __init__(self, expr: str, scrape: bool = False):
         self.expr = expr
         self.scrape = scrape
         self.toks = _tokens(expr)
         self.i = 0
+        self.lookback = 0.0  # the longest range (+ offset) read so far
 
     # ---- token helpers
     def peek(self, k: int = 0) -> tuple[str, str] | None:
@@ -255,18 +271,26 @@ class _Parser:
         return self.postfix(self.primary())
 
     def postfix(self, v: Labels) -> Labels:
+        inner, back = self.lookback, 0.0  # ranges read inside this operand, and its own lookback
         while True:
             t = self.peek()
-            if t is None:
+            if t is None or not (t[1] in ("[", "@") or (t[0] == "ident" and t[1].lower() == "offset")):
+                self.lookback = max(self.lookback, back)
                 return v
-            if t[1] == "[":  # range or subquery: skip to the closing bracket
-                while self.next()[1] != "]":
-                    pass
+            if t[1] == "[":  # range `[5m]` or subquery `[1h:1m]` (which adds to the ranges inside it)
+                self.next()
+                body = []
+                while (tok := self.next())[1] != "]":
+                    body.append(tok[1])
+                text = "".join(body)
+                rng = duration_seconds(text.split(":", 1)[0]) if text.split(":", 1)[0] else 0.0
+                back += rng + (inner if ":" in text else 0.0)
                 continue
             if t[0] == "ident" and t[1].lower() == "offset":
                 self.next()
-                self.accept("-")
-                self.next()
+                neg = self.accept("-")
+                off = duration_seconds(self.next()[1])
+                back += 0.0 if neg else off
                 continue
             if t[1] == "@":
                 self.next()
@@ -277,8 +301,6 @@ class _Parser:
                 else:
                     self.accept("-")
                     self.next()
-                continue
-            return v
 
     def primary(self) -> Labels:
         kind, v = self.next()
@@ -449,3 +471,10 @@ def infer_labels(expr: str, scrape: bool = False) -> Inferred:
     r = _Parser(expr, scrape).parse()
     labels = sorted(r.labels - {"__name__"})
     return Inferred(labels=labels, open=r.open, metrics=r.metrics, matchers=r.matchers, copies=r.copies)
+
+
+def lookback_seconds(expr: str) -> float:
+    """How far back ``expr`` reads (see the module docstring); 0 for an instant expression."""
+    p = _Parser(expr)
+    p.parse()
+    return p.lookback

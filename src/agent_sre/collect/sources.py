@@ -17,7 +17,8 @@ Rule records carry the labels whose values are known (``alertname``, the rule's 
 fixed by equality matchers) and list in ``meta.inferred_labels`` every label a real alert of the
 rule carries (inferred from the expression by ``promql.infer_labels``), with ``meta.label_values``
 giving values matchers allow, so a generator can fill them like a real alert. ``expect`` is only
-set from an audit outcome that succeeded (or was a no-op); everything else is left for labelling.
+set from an outcome of the closed loop (``from_audit_log``: verified → the decision, ineffective or
+rejected → no action); everything else, dry-run results included, is left for labelling.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ from .promql import PromQLError, infer_labels
 from .rules import RuleFileError, load_rules, rule_files
 
 log = logging.getLogger(__name__)
-
-GOOD_OUTCOMES = ("success", "noop")
-
 
 class CollectError(RuntimeError):
     pass
@@ -201,48 +199,106 @@ def _call_in(doc: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+# What an outcome of the closed loop teaches (agent_sre.loop): a verified fix shows the decision was
+# right; an ineffective one, or a person rejecting it, that it was wrong. A failed function says
+# nothing about the decision (RBAC, a missing object), nor does an unverified outcome.
+LABELS = {"verified": "positive", "ineffective": "negative", "rejected": "negative"}
+
+
+def _plan_of(decision: Any) -> list[dict[str, Any]]:
+    steps = decision.get("plan") if isinstance(decision, dict) else None
+    return [{"lambda_function": s.get("lambda_function"), "parameters": dict(s.get("parameters") or {})}
+            for s in steps or [] if isinstance(s, dict)]
+
+
 def from_audit_log(path: str | Path) -> list[dict[str, Any]]:
-    """One record per outcome (``kind: "result"``), joined with its alert and decision on
-    ``correlation_id``. Lenient: unknown kinds and fields are ignored, the data may sit under
-    ``data`` or at the top of the record."""
-    by_corr: dict[str, dict[str, Any]] = {}
-    results: list[tuple[str | None, dict[str, Any]]] = []
+    """One record per alert occurrence that reached a function or a person (joined on
+    ``correlation_id``), labelled by its outcome:
+
+    * ``verified`` → a positive example: ``expect`` is the decision that led to it (``meta.label``
+      ``positive``);
+    * ``ineffective`` or ``rejected`` → a negative one: ``expect`` is no action (escalate: a person
+      should decide), the decision that was wrong in ``meta.rejected`` (``meta.label`` ``negative``);
+    * anything else — a failed function, an unverified outcome, no outcome yet and every dry-run
+      result (nothing was changed, so nothing shows the decision right or wrong) — unlabelled
+      (``expect`` null), with what happened in ``meta``.
+
+    The same alert (labels and annotations) seen several times keeps its latest record. Lenient:
+    unknown kinds and fields are ignored, the data may sit under ``data`` or at the top."""
+    from ..trm.records import no_action_expect, record_key
+
+    seen: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
     for rec in _read_jsonl(Path(path)):
-        corr = rec.get("correlation_id") or (rec.get("data") or {}).get("correlation_id")
-        state = by_corr.setdefault(corr, {}) if corr else {}
-        alert = _alert_in(rec)
-        if alert and "alert" not in state:
-            state["alert"] = alert
-        if rec.get("kind") in ("decision", "event", "trigger"):
-            call = _call_in(rec.get("data", rec))
-            if call and "call" not in state:
-                state["call"] = call
-        if rec.get("kind") == "result":
-            results.append((corr, rec))
-    out = []
-    for corr, rec in results:
         data = rec.get("data") if isinstance(rec.get("data"), dict) else rec
-        status = data.get("status") or rec.get("status")
-        state = by_corr.get(corr, {}) if corr else {}
-        alert = state.get("alert") or _alert_in(rec)
-        call = _call_in(data) or state.get("call")
-        if not alert:
-            log.info("audit result %s has no alert to join; skipped", corr)
+        corr = rec.get("correlation_id") or data.get("correlation_id")
+        if not corr:
             continue
-        expect = None
-        if call and status in GOOD_OUTCOMES:
-            expect = {"lambda_function": call[0], "parameters": call[1]}
-        out.append({
+        if corr not in seen:
+            seen[corr] = {}
+            order.append(corr)
+        st = seen[corr]
+        alert = _alert_in(rec)
+        if alert and "alert" not in st:
+            st["alert"] = alert
+        kind = rec.get("kind")
+        if kind == "decision" and "decision" not in st and isinstance(data.get("decision"), dict):
+            st["decision"] = data["decision"]
+        if kind in ("decision", "event", "trigger") and "call" not in st:
+            call = _call_in(data)
+            if call:
+                st["call"] = call
+        if kind == "result":
+            st["result"] = data
+        if kind == "outcome":
+            st["outcome"] = data
+    latest: dict[str, dict[str, Any]] = {}
+    for corr in order:
+        st = seen[corr]
+        if "result" not in st and "outcome" not in st:
+            continue
+        alert = st.get("alert")
+        if not alert:
+            log.info("audit outcome %s has no alert to join; skipped", corr)
+            continue
+        result, outcome = st.get("result") or {}, st.get("outcome") or {}
+        decision = st.get("decision") or {}
+        call = (decision.get("lambda_function"), decision.get("parameters") or {}) if decision.get("lambda_function") \
+            else st.get("call")
+        label = LABELS.get(outcome.get("outcome")) if call else None
+        expect: dict[str, Any] | None = None
+        if label == "positive":
+            expect = {"lambda_function": call[0], "parameters": dict(call[1])}
+            if len(_plan_of(decision)) > 1:
+                expect["plan"] = _plan_of(decision)
+        elif label == "negative":
+            expect = no_action_expect()
+        out = {
             "alert": {"labels": {str(k): str(v) for k, v in alert["labels"].items()},
                       "annotations": {str(k): str(v) for k, v in (alert.get("annotations") or {}).items()},
-                      "status": alert.get("status", "firing")},
+                      "status": "firing"},
             "expect": expect,
             "meta": {"source": "audit", "expr": None, "inferred_labels": sorted(alert["labels"]),
-                     "correlation_id": corr, "outcome": status,
-                     "function": call[0] if call else None, "dry_run": data.get("dry_run"),
-                     "message": data.get("message")},
-        })
-    return out
+                     "correlation_id": corr, "label": label, "outcome": outcome.get("outcome"),
+                     "reason": outcome.get("reason"), "result": result.get("status"),
+                     "dry_run": result.get("dry_run"), "message": result.get("message"),
+                     "function": call[0] if call else None},
+        }
+        if label == "negative":
+            out["meta"]["rejected"] = {"lambda_function": call[0], "parameters": dict(call[1])}
+        key = record_key(out)
+        if key in latest:
+            del latest[key]  # re-inserted below: the latest wins and keeps its place in time
+        latest[key] = out
+    return list(latest.values())
+
+
+def record_alert(doc: Any) -> dict[str, Any] | None:
+    """The alert of a dataset record (``{"alert": {...}, "expect": ...}``, what ``collect`` and
+    ``dataset generate`` write), so ``select`` and ``preview`` read those files too."""
+    if isinstance(doc, dict) and isinstance(doc.get("alert"), dict) and "expect" in doc:
+        return doc["alert"]
+    return None
 
 
 # --------------------------------------------------------------------------- entry point

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import catalog, ce
 from .. import policy as policy_mod
 from ..audit import Audit, load_key
-from ..http_body import BodyTooLarge, read_body
+from ..http_body import BodyError, read_body
 from ..settings import FunctionKeySettings, FunctionSettings, ServerSettings, SettingsError, load, parse_flag
 from ..signing import FUTURE_SKEW_S, Refused, Trust, key_setting, ring_setting
 from . import metrics
@@ -37,6 +37,8 @@ from .registry import handlers
 from .runner import Runner
 
 log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20  # a trigger is a few hundred bytes; MAX_BODY_BYTES overrides
 
 # Settings a request may change (a Knative subscriber URI `...?with_source=true`): query key → setting.
 OVERRIDABLE = {"with_source": "flux_with_source", "force": "flux_force"}
@@ -54,12 +56,14 @@ def _reject(status: int, reason: str, message: str) -> JSONResponse:
 
 
 def create_app(function: str | None = None, *, trust: Trust | None, runner: Runner | None = None,
-               sink: str | None = None, max_body: int | None = None, policy: policy_mod.Policy | None = None,
-               audit: Audit | None = None, dry_run_only: bool = False) -> FastAPI:
+               sink: str | None = None, max_body: int | None = None, read_timeout: float | None = None,
+               policy: policy_mod.Policy | None = None, audit: Audit | None = None,
+               dry_run_only: bool = False) -> FastAPI:
     """Serve ``function`` (None: every one), acting through ``runner`` (default: from the settings)
     on triggers ``trust`` verifies (None: unsigned accepted, only with ``dry_run_only``), under
     ``policy`` (default: the runner's POLICY_PATH and DRY_RUN), posting results to ``sink`` too
-    when set; bodies over ``max_body`` bytes get 413."""
+    when set; bodies over ``max_body`` bytes get 413, bodies not in within ``read_timeout`` seconds
+    408 (both default to the settings)."""
     if function is not None:
         catalog.get(function)  # fail at start-up on a name the catalog does not declare
     served = [function] if function else sorted(handlers())
@@ -67,7 +71,8 @@ def create_app(function: str | None = None, *, trust: Trust | None, runner: Runn
     if policy is None:
         policy = policy_mod.load(runner.settings.policy_path, dry_run=runner.settings.dry_run)
     receiver = Receiver(runner, trust=trust, policy=policy, served=served, audit=audit, dry_run_only=dry_run_only)
-    max_body = max_body or ServerSettings().max_body_bytes
+    max_body = max_body or ServerSettings().body_limit(MAX_BODY)
+    read_timeout = read_timeout or ServerSettings().read_timeout_seconds
     app = FastAPI(title="agent-sre remediation functions", version="0.1.0")
     app.state.runner = runner
     app.state.receiver = receiver
@@ -96,9 +101,11 @@ def create_app(function: str | None = None, *, trust: Trust | None, runner: Runn
     @app.post("/")
     async def receive(request: Request) -> Response:
         try:
-            body = await read_body(request, max_body)
-        except BodyTooLarge as e:
-            return _reject(413, "too-large", str(e))
+            body = await read_body(request, max_body, read_timeout)
+        except BodyError as e:
+            refused = _reject(e.status, "too-large" if e.status == 413 else "timeout", str(e))
+            refused.headers.update(e.headers)
+            return refused
         try:
             event = ce.from_http(dict(request.headers), body)
         except ce.CloudEventError as e:
@@ -167,7 +174,8 @@ def app_from_env(env: Mapping[str, str] | None = None) -> FastAPI:
         audit = Audit(fs.state_dir / "functions-audit.jsonl", key=hmac_key, signer=key)
     runner = Runner.from_env(env, keep_s=keys.trigger_max_age_s + FUTURE_SKEW_S)
     return create_app(fs.function, trust=trust, runner=runner, sink=fs.k_sink or fs.result_sink,
-                      max_body=server.max_body_bytes, policy=pol, audit=audit, dry_run_only=local)
+                      max_body=server.body_limit(MAX_BODY), read_timeout=server.read_timeout_seconds, policy=pol,
+                      audit=audit, dry_run_only=local)
 
 
 def __getattr__(name: str) -> Any:

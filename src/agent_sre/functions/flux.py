@@ -171,6 +171,10 @@ def _watch(kind: str, group: str, version: str, plural: str, ns: str, name: str,
             break
         ctx.sleep(max(0.01, min(s.flux_poll_seconds, deadline - ctx.monotonic())))
     ready = None if cond is None else cond.get("status")
+    seen = f"Ready={ready} ({(cond or {}).get('reason')}) after lastHandledReconcileAt={requested}" if caught_up \
+        else f"the controller has not handled the request within {s.flux_wait_seconds:g}s"
+    details["verification"] = {"ok": {"True": True, "False": False}.get(ready) if caught_up else None,
+                               "observed": seen}
     details.update({
         "confirmed": caught_up,
         "lastHandledReconcileAt": (obj.get("status") or {}).get("lastHandledReconcileAt"),

@@ -18,6 +18,12 @@ any write; otherwise the answer is ``noop`` with the reason): a pod must be unhe
 waiting in CrashLoopBackOff or a like reason, failed, or restarted within ``RECENT_RESTART_S``);
 a workload must have pods that are not ready by its controller's own count (its status). A
 restart of something healthy cannot help, and the checks turn a wrong decision into a no-op.
+
+After acting for real, pod-restart verifies its target for at most ``VERIFY_WAIT_SECONDS``
+(``registry.watch``) and reports ``details.verification``: a replacement pod of the same
+controller (another uid) Ready — or seen crashing, which is ``ok: false`` —, or the rollout
+complete (the controller observed the new generation and every replica is updated and
+available).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from .. import catalog
 from .kube import KubeError
-from .registry import Context, Result, handler, rfc3339
+from .registry import Context, Result, handler, rfc3339, watch
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
@@ -88,8 +94,29 @@ def _delete_pod(params: catalog.PodRestart, ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("success", f"dry-run: would delete pod {ns}/{name} (owned by {how}); server-side "
                       "dryRun=All, nothing deleted", target, {**details, "verified": True})
-    return Result("success", f"deleted pod {ns}/{name} with its normal grace period; {how} recreates it",
-                  target, details)
+    details["verification"] = seen = watch(ctx, lambda: _replacement(ns, owner, meta.get("uid"), ctx))
+    return Result("success", f"deleted pod {ns}/{name} with its normal grace period; {how} recreates it; "
+                  f"{seen['observed']}", target, details)
+
+
+def _replacement(ns: str, owner: dict[str, Any], old_uid: str | None, ctx: Context) -> tuple[bool | None, str]:
+    """Is a pod of the same controller, other than the one deleted, Ready?"""
+    mine = []
+    for p in ctx.kube.list_pods(ns):
+        o, m = controller_of(p), p.get("metadata") or {}
+        same = o is not None and (o.get("uid") == owner.get("uid") if owner.get("uid") else
+                                  (o.get("kind"), o.get("name")) == (owner.get("kind"), owner.get("name")))
+        if same and m.get("uid") != old_uid and not m.get("deletionTimestamp"):
+            mine.append(pod_report(p))
+    ready = [r for r in mine if r["ready"] and r["healthy"]]
+    if ready:
+        return True, f"replacement pod {ready[0]['name']} is Ready"
+    crashing = [r for r in mine if not r["healthy"] and r["reason"] and "not ready" not in r["reason"]]
+    if crashing:
+        return False, f"replacement pod {crashing[0]['name']} is not recovering: {crashing[0]['reason']}"
+    if mine:
+        return None, f"replacement pod {mine[0]['name']} not Ready yet ({mine[0]['reason']})"
+    return None, "no replacement pod seen yet"
 
 
 def _workload_of(ns: str, owner: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
@@ -131,7 +158,28 @@ def _rollout_restart(params: catalog.PodRestart, ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("success", f"dry-run: would roll out {KINDS[kind]} {ns}/{name} (server-side dryRun=All, "
                       "nothing persisted)", target, {**details, "verified": True})
-    return Result("success", f"rollout restart of {KINDS[kind]} {ns}/{name} requested", target, details)
+    details["verification"] = seen = watch(ctx, lambda: rollout_done(kind, ctx.kube.get_workload(kind, ns, name)))
+    return Result("success", f"rollout restart of {KINDS[kind]} {ns}/{name} requested; {seen['observed']}",
+                  target, details)
+
+
+def rollout_done(kind: str, obj: dict[str, Any]) -> tuple[bool | None, str]:
+    """Is the rollout complete, the way ``kubectl rollout status`` decides it?"""
+    meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    if meta.get("generation") is not None and (st.get("observedGeneration") or 0) < meta["generation"]:
+        return None, "the controller has not observed the new template yet"
+    if kind == "daemonset":
+        want = st.get("desiredNumberScheduled") or 0
+        have = (st.get("updatedNumberScheduled") or 0, st.get("numberAvailable") or 0)
+    else:
+        want = spec.get("replicas", 1)
+        ready = st.get("availableReplicas" if kind == "deployment" else "readyReplicas") or 0
+        have = (st.get("updatedReplicas") or 0, ready)
+        if kind == "deployment" and (st.get("replicas") or 0) > have[0]:
+            return None, f"{st.get('replicas', 0) - have[0]} old replicas still terminating"
+    if have[0] >= want and have[1] >= want:
+        return True, f"rollout complete: {have[0]} of {want} replicas updated and available"
+    return None, f"rollout in progress: {have[0]} of {want} updated, {have[1]} available"
 
 
 def _parse_time(value: Any) -> _dt.datetime | None:

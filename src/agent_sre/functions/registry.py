@@ -58,6 +58,21 @@ class Context:
         return self.kube.offline
 
 
+def watch(ctx: Context, look: Callable[[], tuple[bool | None, str]]) -> dict[str, Any]:
+    """Verify the target after acting: poll ``look() -> (ok, what was seen)`` every
+    ``VERIFY_POLL_SECONDS`` until it says True, for at most ``VERIFY_WAIT_SECONDS``. The last look
+    decides: ``{"ok": True}`` recovered, ``{"ok": False}`` seen not recovering, ``{"ok": None}``
+    not confirmed in time. Reported in the result as ``details.verification``."""
+    s = ctx.settings
+    t0 = ctx.monotonic()
+    deadline = t0 + max(0.0, s.verify_wait_seconds)
+    while True:
+        ok, seen = look()
+        if ok or ctx.monotonic() >= deadline:
+            return {"ok": ok, "observed": seen, "waited_seconds": round(ctx.monotonic() - t0, 3)}
+        ctx.sleep(max(0.01, min(s.verify_poll_seconds, deadline - ctx.monotonic())))
+
+
 @dataclass
 class Result:
     status: Status

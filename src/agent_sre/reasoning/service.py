@@ -15,7 +15,7 @@ decide endpoints answer 503, and the load is retried (at most every ``RELOAD_INT
 
 Settings: ``TRMSettings`` (MODEL_PATH, default the packaged model; TRM_THRESHOLD, default the model's;
 TRM_BACKEND, TORCH_THREADS, DEVICE), ``ReasoningSettings`` (BATCH_MAX, BATCH_WAIT_MS, QUEUE_MAX,
-RELOAD_INTERVAL_S) and MAX_BODY_BYTES.
+RELOAD_INTERVAL_S), MAX_BODY_BYTES (default 1 MiB) and READ_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from ..alerts import Alert, IntakeError, parse_json_bytes
 from ..batching import Batcher, Overloaded
+from ..http_body import BodyError, read_body
 from ..decision import Method, PlanStep
 from ..settings import ReasoningSettings, ServerSettings, TRMSettings, load
 from ..trm.infer import default_model_path
@@ -42,6 +43,7 @@ from .engine import Engine, TRMEngine, Verdict
 log = logging.getLogger(__name__)
 
 RESOLVED = "alert is resolved: resolved alerts never trigger a remediation"
+MAX_BODY = 1 << 20  # about 1,500 alerts; MAX_BODY_BYTES overrides
 
 
 # ---------------------------------------------------------------------------- API documents
@@ -141,7 +143,8 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
     ``MODEL_PATH`` / the packaged model) loaded with ``TRMEngine`` at start-up. Arguments left out come
     from the settings."""
     rs = load(ReasoningSettings)
-    max_body = load(ServerSettings).max_body_bytes
+    server = load(ServerSettings)
+    max_body, read_timeout = server.body_limit(MAX_BODY), server.read_timeout_seconds
     max_batch = int(max_batch if max_batch is not None else rs.batch_max)
     max_wait_ms = max_wait_ms if max_wait_ms is not None else rs.batch_wait_ms
     max_queue = int(max_queue if max_queue is not None else rs.queue_max)
@@ -203,12 +206,12 @@ def create_app(engine: Engine | None = None, *, model_dir: str | Path | None = N
 
     async def _decide(request: Request, endpoint: str, batch: bool) -> Response:
         t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body:
-            return _err(endpoint, 413, f"body of {length} bytes exceeds the limit of {max_body}", t0)
-        body = await request.body()
-        if len(body) > max_body:
-            return _err(endpoint, 413, f"body exceeds the limit of {max_body} bytes", t0)
+        try:
+            body = await read_body(request, max_body, read_timeout)
+        except BodyError as e:
+            refused = _err(endpoint, e.status, str(e), t0)
+            refused.headers.update(e.headers)
+            return refused
         try:
             alerts = parse_json_bytes(body)
         except IntakeError as e:

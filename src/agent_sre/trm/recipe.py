@@ -14,7 +14,7 @@ import torch
 from .. import catalog
 from . import artifact
 from .checkpoint import export, load_exported, model_from_checkpoint
-from .records import merge, split
+from .records import labelled, merge, outcome_weighted, split
 from .encoding import Tokenizer, default_priority_keys
 from .evaluate import evaluate_records, plot_confusion, plot_reliability
 from .infer import load_predictor
@@ -44,10 +44,12 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
                      num_threads: int | None = 1, progress: bool = False,
                      extra_eval: dict[str, list[dict[str, Any]]] | None = None,
                      model_overrides: dict[str, Any] | None = None, seq_len: int = 40,
-                     resume: bool = False, export_dir: str | Path | None = None,
+                     resume: bool = False, export_dir: str | Path | None = None, outcome_weight: int = 1,
                      **train_overrides: Any) -> dict[str, Any]:
     """Build the vocabulary from the training split, encode, train, evaluate on the held-out split
     (by alert name and template by default) and export the model with its tokenizer and catalog hash.
+    Unlabelled records are skipped; ``outcome_weight`` repeats the training examples labelled by
+    real outcomes (``records.outcome_weighted``).
 
     Writes into ``output_dir``: ``model/`` (the export with its ONNX graph, or ``export_dir``),
     ``metrics.json``, ``confusion.png``, ``reliability.png``, ``split.json`` and the training run
@@ -55,8 +57,10 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
 
     t0 = time.time()
     paths = training_data if isinstance(training_data, list) else [training_data]
-    records = merge(paths)
+    records = labelled(merge(paths))  # collected records not labelled yet are left out
     sp = split(records, seed=seed, by=split_by)
+    # Examples labelled by real outcomes (dataset collect) count ``outcome_weight`` times in training.
+    sp.train = outcome_weighted(sp.train, outcome_weight)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps({**sp.info, "records": len(records),

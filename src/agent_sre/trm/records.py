@@ -9,7 +9,9 @@ A record (one JSON line)::
 * ``runbook_expect`` — the expectation the runbook gives for an alert's labels.
 * ``runbook_records`` / ``write_runbook_dataset`` — one canonical example per runbook case.
 * ``write_jsonl`` / ``read_jsonl`` / ``merge`` — files of records; merge drops duplicates
-  (``record_key``) and refuses conflicting ones.
+  (``record_key``) and refuses conflicting ones. ``expect`` may be null (collected, not labelled
+  yet): ``labelled`` keeps the others; ``outcome_weighted`` repeats examples labelled by real
+  outcomes (``meta.label``).
 * ``split`` — deterministic random split, or by alert name and annotation template (held-out names).
 """
 
@@ -145,12 +147,30 @@ def merge(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             k = record_key(rec)
             if k in seen:
                 a, b = seen[k]["expect"], rec["expect"]
-                if (a.get("lambda_function"), a.get("parameters")) != (b.get("lambda_function"), b.get("parameters")):
+                if a is None and b is not None:  # a label for a record seen unlabelled: the label wins
+                    seen[k]["expect"] = b
+                    continue
+                if a is not None and b is not None and \
+                        (a.get("lambda_function"), a.get("parameters")) != (b.get("lambda_function"), b.get("parameters")):
                     raise ValueError(f"{p}: conflicting expectations for the same alert {rec['alert']['labels']}")
                 continue
             seen[k] = rec
             out.append(rec)
     return out
+
+
+def labelled(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that carry an expectation (``expect`` not null): what training and evaluation use."""
+    return [r for r in records if r.get("expect") is not None]
+
+
+def outcome_weighted(records: list[dict[str, Any]], weight: int) -> list[dict[str, Any]]:
+    """``records`` with every example labelled by a real outcome (``meta.label`` positive or
+    negative, from ``dataset collect``) repeated ``weight`` times: what a verified fix or a
+    rejected suggestion says outweighs a generated example."""
+    if weight <= 1:
+        return records
+    return [r for rec in records for r in [rec] * (weight if (rec.get("meta") or {}).get("label") else 1)]
 
 
 @dataclass
