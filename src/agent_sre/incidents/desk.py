@@ -93,6 +93,7 @@ class Desk:
         self.escalated: set[str] = set()
         self._lock = threading.Lock()
         self._rows: dict[str, int] = {}  # fingerprint → the inbox row that waits for it
+        self._cached: tuple[tuple[int, int], dict[str, Role]] | None = None
 
     # ------------------------------------------------------------------ in
     def plan(self, batch: list[tuple[Alert, Decision]], now: float, *, fresh: bool = True,
@@ -129,7 +130,7 @@ class Desk:
                     self.view.observe(a, now, from_api=True)
             for e in list(self.view):
                 if e.firing and e.from_api and e.fp not in seen:
-                    e.firing, e.resolved_at = False, now
+                    self.view.resolve(e, now)
             return self._changes(self._roles(now), now, skip=set())
 
     def restore(self, rows: Iterable[tuple[int, Alert, float, bool]]) -> None:
@@ -182,8 +183,14 @@ class Desk:
 
     # ------------------------------------------------------------------ inside
     def _roles(self, now: float) -> dict[str, Role]:
+        """The correlator's roles for the firing alerts; computed again only when the view changed
+        (a deferred batch taken up again, a re-sent group, reuse them)."""
         self.view.prune(now)
-        return self._correlate([e.facts for e in self.view.firing(now)])
+        firing = self.view.firing(now)
+        key = (self.view.version, len(firing))
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self._correlate([e.facts for e in firing]))
+        return self._cached[1]
 
     def _members(self, incident: str, roles: dict[str, Role], now: float) -> list[Alert]:
         return [e.alert for e in self.view.firing(now)

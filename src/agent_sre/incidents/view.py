@@ -50,6 +50,7 @@ class View:
         self.entries: dict[str, Entry] = {}
         self.stale_s = stale_s
         self.keep_resolved_s = keep_resolved_s
+        self.version = 0  # bumped whenever the set of firing alerts or their facts change
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries.values())
@@ -66,6 +67,7 @@ class View:
             e = Entry(alert=alert, facts=facts(alert), first_seen=now, last_seen=now, firing=alert.firing,
                       resolved_at=None if alert.firing else now, from_api=from_api)
             self.entries[fp] = e
+            self.version += 1
             return e, True
         fresh = False
         if alert.firing:
@@ -73,10 +75,14 @@ class View:
                 # a new occurrence of the same alert: its own decision, its own first_seen
                 e.first_seen, e.state, e.until, e.root, e.incident, e.reason = now, "new", None, None, None, ""
                 e.resolved_at, fresh = None, True
+            if fresh or alert.labels != e.alert.labels or alert.annotations != e.alert.annotations:
+                e.facts = facts(alert)
+                self.version += 1
             e.firing = True
-            e.alert, e.facts = alert, facts(alert)
+            e.alert = alert
         elif e.firing and (not alert.startsAt or not e.alert.startsAt or alert.startsAt == e.alert.startsAt):
             e.firing, e.resolved_at = False, now
+            self.version += 1
         e.last_seen = now
         e.from_api = from_api or (e.from_api and not fresh)
         return e, fresh
@@ -84,8 +90,15 @@ class View:
     def firing(self, now: float) -> list[Entry]:
         return [e for e in self.entries.values() if e.firing and now - e.last_seen <= self.stale_s]
 
+    def resolve(self, e: Entry, now: float) -> None:
+        e.firing, e.resolved_at = False, now
+        self.version += 1
+
     def prune(self, now: float) -> None:
-        for fp in [fp for fp, e in self.entries.items()
-                   if (not e.firing and e.resolved_at is not None and now - e.resolved_at > self.keep_resolved_s)
-                   or (e.firing and now - e.last_seen > self.stale_s)]:
+        gone = [fp for fp, e in self.entries.items()
+                if (not e.firing and e.resolved_at is not None and now - e.resolved_at > self.keep_resolved_s)
+                or (e.firing and now - e.last_seen > self.stale_s)]
+        for fp in gone:
             del self.entries[fp]
+        if gone:
+            self.version += 1
