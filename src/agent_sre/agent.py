@@ -213,7 +213,7 @@ class Agent:
         later: list[Outcome] = []  # alerts outside this batch the incident desk decided meanwhile
         try:
             t0 = time.perf_counter()
-            decisions = self.chain.decide_many(alerts)
+            decisions = self._decide(alerts, received)
             took = time.perf_counter() - t0
             done, waiting = list(ids), []
             if self.incidents is None:
@@ -268,6 +268,14 @@ class Agent:
             rows, self._released = self._released, []
             self._resume(rows)
         return outs
+
+    def _decide(self, alerts: list[Alert], received: bool) -> list[Decision]:
+        """The chain's decisions; an alert taken up after its settle window keeps the decision it
+        got when it arrived (the chain decides an alert alone: asking again would give the same)."""
+        known = [None if received or self.incidents is None else self.incidents.decision_for(a) for a in alerts]
+        todo = [a for a, d in zip(alerts, known) if d is None]
+        fresh = iter(self.chain.decide_many(todo) if todo else [])
+        return [d if d is not None else next(fresh) for d in known]
 
     @staticmethod
     def _plans(outs: list[Outcome]) -> list[tuple[str, str, str]]:

@@ -110,6 +110,9 @@ class Desk:
                 if fresh or known is None:
                     _, new_occ[i] = self.view.observe(a, now)
             roles = self._roles(now)
+            for a, d in batch:
+                if a.firing and (e := self.view.get(fingerprint(a))) is not None and e.alert.startsAt == a.startsAt:
+                    e.decision = d
             steps = [self._step(a, d, roles, now, rows[i], fresh, new_occ.get(i, False))
                      for i, (a, d) in enumerate(batch)]
             return steps, self._changes(roles, now, skip={fingerprint(a) for a, _ in batch})
@@ -149,6 +152,14 @@ class Desk:
                     e = self.view.get(fp)
                     if e is not None and e.state == "decided" and r.role == "symptom":
                         e.state, e.root, e.incident, e.reason = "held", r.root, r.incident, r.reason
+
+    def decision_for(self, alert: Alert) -> Decision | None:
+        """The chain's decision recorded for this occurrence of ``alert``, if it is waiting here."""
+        with self._lock:
+            e = self.view.get(fingerprint(alert))
+            if e is None or e.decision is None or e.alert.startsAt != alert.startsAt:
+                return None
+            return e.decision
 
     def waiting(self, fp: str, row: int) -> None:
         """The agent left inbox row ``row`` pending for the deferred alert ``fp``."""

@@ -9,7 +9,7 @@ alerts. Not thread-safe on its own: ``Desk`` holds the lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..alerts import Alert, label_fingerprint
 from .evidence import Facts, facts
@@ -34,6 +34,7 @@ class Entry:
     incident: str | None = None
     reason: str = ""
     from_api: bool = False  # last seen in Alertmanager's API list (sync may resolve it)
+    decision: Any = None  # the chain's decision for this occurrence (reused when a deferral ends)
     history: list[str] = field(default_factory=list)
 
     @property
@@ -74,6 +75,7 @@ class View:
             if not e.firing or (alert.startsAt and alert.startsAt != e.alert.startsAt):
                 # a new occurrence of the same alert: its own decision, its own first_seen
                 e.first_seen, e.state, e.until, e.root, e.incident, e.reason = now, "new", None, None, None, ""
+                e.decision = None
                 e.resolved_at, fresh = None, True
             if fresh or alert.labels != e.alert.labels or alert.annotations != e.alert.annotations:
                 e.facts = facts(alert)
