@@ -34,10 +34,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import ce, runbook
-from .alerts import Alert
+from .alerts import Alert, label_fingerprint
 from .audit import Audit, Throttle
 from .broker import Broker, InProcessBroker
 from .catalog import validate_parameters
@@ -52,6 +52,7 @@ from .outbox import Outbox, Retry, Worker
 from .signing import KeyRing, Refused, SigningKey, Trust, verify
 
 if TYPE_CHECKING:
+    from .incidents.desk import Change, Desk, Step
     from .loop import Loop
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Outcome:
     error: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)  # later plan steps
     suppressed: str | None = None  # why the closed loop held this alert back (a decay window)
+    incident: dict[str, Any] | None = None  # what the incident desk made of it (role, root, state)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class Outcome:
             "results": self.results,
             "error": self.error,
             "suppressed": self.suppressed,
+            "incident": self.incident,
         }
 
     def merge(self, later: "Outcome") -> None:
@@ -93,6 +96,10 @@ class Outcome:
         self.verdicts += later.verdicts
         self.events += later.events
         self.error = self.error or later.error
+
+
+def fingerprint(alert: Alert) -> str:
+    return alert.fingerprint or label_fingerprint(alert.labels)
 
 
 def needs_nothing(alert: Alert) -> bool:
@@ -109,12 +116,14 @@ class Agent:
                  dry_run: bool = True, *, outbox: Outbox | None = None, audit: Audit | None = None,
                  retry: Retry | None = None, delivery_concurrency: int = 4, poll_s: float = 0.5,
                  trust: Trust | None = None, own_keys: KeyRing | None = None,
-                 loop: "Loop | None" = None, metrics: Metrics | None = None):
+                 loop: "Loop | None" = None, metrics: Metrics | None = None,
+                 incidents: "Desk | None" = None, clock: Callable[[], float] = time.time):
         """``trust``: the agent's signing key and the functions' public keys (default: the
         embedded broker's pair; with another broker, a fresh key and no trusted function, so no
         result is accepted). ``own_keys``: earlier agent public keys, accepted on dead letters.
         ``loop``: the closed loop (agent_sre.loop), fed by this agent's alerts and results and
-        consulted by its gate."""
+        consulted by its gate. ``incidents``: the incident desk between chain and gate (None: every
+        alert on its own); ``clock``: its time."""
         self.chain = chain or Chain()
         self.broker = broker or InProcessBroker()
         self.trust = trust or getattr(self.broker, "agent_trust", None) or Trust(SigningKey.generate(), KeyRing())
@@ -134,9 +143,19 @@ class Agent:
         self.worker = Worker(self.outbox, send=self._send, on_reply=self._on_reply, resume=self._resume,
                              on_dead=self._on_dead, on_delivered=self._on_delivered, retry=retry,
                              concurrency=0 if self.inline else delivery_concurrency, poll_s=poll_s)
+        # Inline there is no worker to take a deferred alert up again, so nothing waits: the
+        # desk's settle and release windows are 0.
+        self.incidents = incidents
+        self.clock = clock
+        self.feeds: list[Any] = []  # started and stopped with the agent (Alertmanager's API reader)
+        self._released: list[tuple[int, str]] = []
+        if incidents is not None and self.inline:
+            incidents.settle_s = incidents.release_s = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Agent":
+        if self.incidents is not None and not self.inline:
+            self._restore_incidents()
         for stage in self.chain.stages:
             warm = getattr(stage, "warm", None)
             if warm is not None:
@@ -145,9 +164,13 @@ class Agent:
             self.worker.start()
         if self.loop is not None:
             self.loop.start()
+        for feed in self.feeds:
+            feed.start()
         return self
 
     def stop(self) -> None:
+        for feed in self.feeds:
+            feed.stop()
         if self.loop is not None:
             self.loop.stop()
         self.worker.stop()
@@ -183,15 +206,31 @@ class Agent:
         self._deliver(outs)
         return outs
 
-    def _process(self, ids: list[int], alerts: list[Alert]) -> list[Outcome]:
+    def _process(self, ids: list[int], alerts: list[Alert], *, received: bool = True) -> list[Outcome]:
+        """Decide ``alerts`` (inbox rows ``ids``) and commit what follows. ``received``: just arrived
+        (they update the incident view); False for rows taken up again (a settle window ran out,
+        a restart)."""
+        later: list[Outcome] = []  # alerts outside this batch the incident desk decided meanwhile
         try:
             t0 = time.perf_counter()
-            decisions = self.chain.decide_many(alerts)
+            decisions = self._decide(alerts, received)
             took = time.perf_counter() - t0
-            outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            done, waiting = list(ids), []
+            if self.incidents is None:
+                outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+            else:
+                steps, changes = self.incidents.plan(list(zip(alerts, decisions)), self.clock(), fresh=received,
+                                                     rows=list(ids))
+                outs = [self._incident_step(a, d, st) for a, d, st in zip(alerts, decisions, steps)]
+                waiting = [(i, o) for i, o, st in zip(ids, outs, steps) if st.what == "defer"]
+                done = [i for i, st in zip(ids, steps) if st.what != "defer"]
+                later, extra_done = self._changes(changes)
+                done += extra_done
             # Every plan a trigger went out for is saved: its results (after a restart too) find
             # their alert and decision, and a multi-step plan its next step.
-            fresh = set(self.outbox.finish(ids, [e for o in outs for e in o.events], self._plans(outs)))
+            fresh = set(self.outbox.finish(done, [e for o in outs for e in o.events], self._plans(outs)))
+            for i, o in waiting:
+                self.outbox.defer(i, float((o.incident or {}).get("until") or 0))
         except Exception as e:  # noqa: BLE001 - left pending: the worker retries them
             log.exception("processing %d alerts failed; they stay in the inbox", len(alerts))
             for i in ids:
@@ -202,12 +241,18 @@ class Agent:
             return [Outcome(a, Decision(reasoning="processing failed; will be retried"), error=str(e))
                     for a in alerts]
         rec = []
-        for o in outs:
+        for o in outs + later:
+            if o.incident is not None and o.incident.get("quiet"):
+                continue  # a re-sent alert held again: recorded the first time
             corr, name = correlation_id(o.alert), o.alert.name
             self.metrics.decision_seconds.observe(took)
-            rec.append(("decision", {"decision": o.decision.model_dump(mode="json"),
-                                     "verdict": o.verdict.model_dump(mode="json") if o.verdict else None},
-                        corr, name))
+            doc = {"decision": o.decision.model_dump(mode="json"),
+                   "verdict": o.verdict.model_dump(mode="json") if o.verdict else None}
+            if o.incident is not None:
+                doc["incident"] = o.incident
+            # a decision is final (acted, held, escalated); waiting is an incident record
+            waits = o.incident is not None and o.incident.get("step") in ("defer", "release", "drop")
+            rec.append(("incident" if waits else "decision", doc, corr, name))
             rec += [("event", self._ev_doc(e), corr, name) for e in o.events if e.get_id() in fresh]
             self._count(o.events, fresh)
             log.info("decision %s", _line({
@@ -216,9 +261,21 @@ class Agent:
                 "parameters": o.decision.parameters, "confidence": round(o.decision.confidence, 4),
                 "why": o.decision.reasoning, "verdict": o.verdict.code if o.verdict else None,
                 "mode": o.verdict.mode if o.verdict else None, "suppressed": o.suppressed,
+                "incident": (o.incident or {}).get("step"),
                 "events": [e.get_type().rsplit(".", 1)[-1] for e in o.events], "seconds": round(took, 4)}))
         self._record(rec)
+        if self._released:
+            rows, self._released = self._released, []
+            self._resume(rows)
         return outs
+
+    def _decide(self, alerts: list[Alert], received: bool) -> list[Decision]:
+        """The chain's decisions; an alert taken up after its settle window keeps the decision it
+        got when it arrived (the chain decides an alert alone: asking again would give the same)."""
+        known = [None if received or self.incidents is None else self.incidents.decision_for(a) for a in alerts]
+        todo = [a for a, d in zip(alerts, known) if d is None]
+        fresh = iter(self.chain.decide_many(todo) if todo else [])
+        return [d if d is not None else next(fresh) for d in known]
 
     @staticmethod
     def _plans(outs: list[Outcome]) -> list[tuple[str, str, str]]:
@@ -247,8 +304,8 @@ class Agent:
             except ValueError as e:
                 self.outbox.fail_alert(i, f"stored alert unreadable: {e}", max_attempts=1)
         if alerts:
-            log.info("resuming %d accepted alerts", len(alerts))
-            self._deliver(self._process(ids, alerts))
+            log.info("taking up %d accepted alerts", len(alerts))
+            self._deliver(self._process(ids, alerts, received=False))
 
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)
@@ -263,6 +320,82 @@ class Agent:
             out.events.append(escalation_event(alert, decision, decision.reasoning or "no remediation fits",
                                                "no_action"))
         return out
+
+    # ------------------------------------------------------------------ incidents
+    def _incident_step(self, alert: Alert, decision: Decision, step: "Step") -> Outcome:
+        """What the incident desk said about one alert of the batch, as an Outcome."""
+        role = step.role
+        doc: dict[str, Any] = {"step": step.what, "role": role.role if role else None, "reason": step.reason}
+        if role is not None and role.incident:
+            doc["incident"] = role.incident
+        if step.what == "decide":
+            out = self._act(alert, decision)
+            out.incident = doc if role is not None and role.role != "alone" else None
+            return out
+        if step.what == "hold":
+            root = step.root
+            doc.update(root=fingerprint(root) if root else (role.root if role else None),
+                       root_alert=root.name if root else None, quiet=step.quiet)
+            held = decision.model_copy(update={"reasoning": f"held: {step.reason}"
+                                               + (f" (proposed: {decision.reasoning})" if decision.reasoning else "")})
+            return Outcome(alert, held, incident=doc)
+        if step.what == "escalate":
+            members = [{"alertname": m.name, "fingerprint": fingerprint(m), "labels": m.labels} for m in step.members]
+            doc["members"] = len(members)
+            reason = f"one escalation for incident {step.incident}: {step.reason}"
+            ev = escalation_event(alert, decision, reason, f"incident:{step.incident}",
+                                  incident={"id": step.incident, "role": role.role if role else None,
+                                            "members": members})
+            return Outcome(alert, decision, events=[ev], incident=doc)
+        if step.what == "defer":
+            doc["until"] = step.until
+        return Outcome(alert, decision, incident=doc)
+
+    def _changes(self, changes: list["Change"]) -> tuple[list[Outcome], list[int]]:
+        """Alerts outside the batch: a waiting one turned out to be a symptom (its inbox row is done,
+        held), or a held one's root resolved (it goes back to the inbox, decided on its own after
+        the release window). Returns outcomes to record and inbox rows now done."""
+        outs, done = [], []
+        for c in changes:
+            if c.what == "hold":
+                doc = {"step": "hold", "role": "symptom", "reason": c.reason,
+                       "root": fingerprint(c.root) if c.root else None, "root_alert": c.root.name if c.root else None}
+                outs.append(Outcome(c.alert, Decision(reasoning=f"held: {c.reason}"), incident=doc))
+                if c.row is not None:
+                    done.append(c.row)
+            elif c.what == "release" and self.incidents is not None:
+                row = self.outbox.accept([c.alert])[0]
+                self.outbox.defer(row, c.until or 0.0)
+                self.incidents.waiting(fingerprint(c.alert), row)
+                if self.inline:  # no worker to take it up: decide it now
+                    self._released.append((row, c.alert.model_dump_json(exclude_none=True)))
+                outs.append(Outcome(c.alert, Decision(reasoning=f"released: {c.reason}"),
+                                    incident={"step": "release", "reason": c.reason, "until": c.until}))
+        return outs, done
+
+    def sync_incidents(self, alerts: list[Alert]) -> None:
+        """Alertmanager's list of active alerts (its v2 API): the view learns of roots and
+        resolutions it has no webhook for yet; waiting alerts that turn out to be symptoms are held,
+        symptoms of a resolved root released."""
+        if self.incidents is None:
+            return
+        later, done = self._changes(self.incidents.sync(alerts, self.clock()))
+        if done:
+            self.outbox.finish(done, [], [])
+        self._record([("decision" if (o.incident or {}).get("step") == "hold" else "incident",
+                       {"decision": o.decision.model_dump(mode="json"), "verdict": None, "incident": o.incident},
+                       correlation_id(o.alert), o.alert.name) for o in later])
+
+    def _restore_incidents(self, hours: float = 24.0) -> None:
+        """After a restart: the incident view from the inbox's recent alerts."""
+        assert self.incidents is not None
+        rows = []
+        for i, doc, received, done in self.outbox.recent_alerts(self.clock() - hours * 3600):
+            try:
+                rows.append((i, Alert.model_validate_json(doc), received, done))
+            except ValueError:
+                continue
+        self.incidents.restore(rows)
 
     # ------------------------------------------------------------------ one plan step
     def _step(self, out: Outcome, index: int, params: dict[str, Any] | None = None,
@@ -285,6 +418,14 @@ class Agent:
             out.verdicts.append(verdict)
         where = f" step {index}" if index else ""
         if not (verdict.allowed or verdict.duplicate):
+            if verdict.code == "storm":
+                # One escalation per storm-breaker episode, not one per refused alert: the breaker
+                # says something bigger is wrong; every refusal is still in the audit log.
+                episode = int(self.clock() // self.gate.policy.storm.window_seconds)
+                out.events.append(escalation_event(alert, decision, f"storm breaker open{where}: {verdict.reason}; "
+                                                   "further refusals in this window are in the audit log",
+                                                   f"storm:{episode}", shared=True))
+                return
             out.events.append(escalation_event(alert, decision, f"gate refused{where}: {verdict.reason}",
                                                f"{index}:{verdict.code}"))
             return

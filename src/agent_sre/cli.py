@@ -256,8 +256,8 @@ def history(
     alertname: Optional[str] = typer.Option(None, "--alertname", "-a", help="only this alert"),
     correlation_id: Optional[str] = typer.Option(None, "--correlation-id", "-c", help="id or its prefix"),
     since: Optional[str] = typer.Option(None, help="30m, 2h, 1d or an ISO 8601 time"),
-    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, event, delivery, result, dead_letter, "
-                                                            "suppressed, verify, outcome, approval, autonomy"),
+    kind: list[str] = typer.Option([], "--kind", "-k", help="alert, decision, incident, event, delivery, result, "
+                                                            "dead_letter, suppressed, verify, outcome, approval, autonomy"),
     verify: bool = typer.Option(False, "--verify", help="check the keyed chain and the signed checkpoint; exit 1 "
                                                         "if tampered"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="with --verify: check the head against "

@@ -86,10 +86,14 @@ def trigger_event(
     )
 
 
-def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -> CloudEvent:
+def escalation_event(alert: Alert, decision: Decision, reason: str, code: str,
+                     incident: dict[str, Any] | None = None, shared: bool = False) -> CloudEvent:
     """An escalation whose id depends on the alert occurrence and *why* (``code``: step + refusal
     code), not on the reason's wording (which carries counts and ages), so re-sent alerts do not
-    multiply escalations."""
+    multiply escalations. ``incident``: for the one escalation of an incident (code
+    ``incident:<id>``), its id and members, the alert being its root or lead. ``shared``: the id
+    depends on ``code`` alone, so every alert escalated for the same cause (one storm-breaker
+    episode) makes one event."""
     corr = correlation_id(alert)
     data = {
         "reason": reason,
@@ -98,7 +102,9 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -
         "correlation_id": corr,
         "code": code,
     }
-    eid = hashlib.sha256(json.dumps(["escalation", alert.key(), code]).encode()).hexdigest()[:32]
+    if incident is not None:
+        data["incident"] = incident
+    eid = hashlib.sha256(json.dumps(["escalation", "" if shared else alert.key(), code]).encode()).hexdigest()[:32]
     return make_event(
         ESCALATION,
         ESCALATION_SOURCE,
@@ -111,8 +117,10 @@ def escalation_event(alert: Alert, decision: Decision, reason: str, code: str) -
 
 def escalation_reason(code: str) -> str:
     """An escalation's ``code`` without its plan step (``1:cooldown`` → ``cooldown``,
-    ``outcome:failed`` stays): what a metric or a route groups by."""
+    ``outcome:failed`` stays, ``incident:<id>`` → ``incident``): what a metric or a route groups by."""
     step, _, rest = str(code).partition(":")
+    if step in ("incident", "storm"):  # one escalation per incident / breaker episode: the id is not a reason
+        return step
     return rest if step.isdigit() and rest else str(code) or "unknown"
 
 

@@ -267,6 +267,21 @@ class Outbox:
         self._hold("inbox", [i for i, _ in rows])
         return rows
 
+    def defer(self, inbox_id: int, until: float) -> None:
+        """Keep a pending alert for this process until ``until`` (epoch seconds): the worker takes it
+        up again then (the incident settle window). Durable: after a crash it is taken up as any
+        abandoned row. The row is no longer held (its lease is not renewed): the deadline is its lease."""
+        self.let_go("inbox", [inbox_id])
+        with self.db.write() as c:
+            c.execute("UPDATE inbox SET owner=?, lease_until=? WHERE id=? AND state='pending'",
+                      (self.owner, until, inbox_id))
+
+    def recent_alerts(self, since: float) -> list[tuple[int, str, float, bool]]:
+        """Alerts received since ``since``, oldest first: (id, alert JSON, received, done)."""
+        rows = self.db.conn().execute("SELECT id, alert, received, state FROM inbox WHERE received>=? ORDER BY id",
+                                      (since,)).fetchall()
+        return [(i, doc, received, state != "pending") for i, doc, received, state in rows]
+
     def reclaim_dead_owners(self) -> int:
         """Release leases held by processes on this host that are gone (a restart after kill -9)."""
         host = socket.gethostname()

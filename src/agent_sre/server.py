@@ -26,7 +26,8 @@ from .http_body import BodyError, read_body
 from .loop import api as loop_api
 from .loop import ui as loop_ui
 from .loop.loop import LoopError
-from .settings import AgentKeySettings, AgentSettings, LoopSettings, ServerSettings, SettingsError, StateSettings, load
+from .settings import (AgentKeySettings, AgentSettings, IncidentSettings, LoopSettings, ServerSettings,
+                       SettingsError, StateSettings, load)
 from .signing import Refused, Trust, key_setting, ring_setting
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,20 @@ def create_app(agent: Agent, auth_token: str | None = None, *, settings: AgentSe
                                "auth": expected is not None}
         if agent.outbox is not None:
             doc["outbox"] = agent.outbox.stats()
+        if agent.incidents is not None:
+            # alerts waiting out a settle window are pending in the inbox too: work not done yet
+            doc["incidents"] = agent.incidents.stats(agent.clock())
         return doc
+
+    @app.get("/incidents", summary="The firing alerts, their roles (alone, root, lead, symptom) and what was done")
+    def incidents(request: Request) -> Response:
+        # alert labels are as sensitive as the intake: the same bearer token
+        if (denied := _unauthorized(request)) is not None:
+            return denied
+        if agent.incidents is None:
+            return JSONResponse({"enabled": False, "alerts": []})
+        return JSONResponse({"enabled": True, "settle_s": agent.incidents.settle_s,
+                             "alerts": agent.incidents.snapshot(agent.clock())})
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -337,7 +351,7 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     from .loop import Loop, open_loop_store
 
     st, ag, keys = load(StateSettings, env), load(AgentSettings, env), load(AgentKeySettings, env)
-    lp = load(LoopSettings, env)
+    lp, inc = load(LoopSettings, env), load(IncidentSettings, env)
     pol = policy.configured(env, dry_run=ag.dry_run)
     signing_key = key_setting("AGENT_SIGNING_KEY", keys.agent_signing_key) if keys.agent_signing_key else None
     trust, own = None, None
@@ -369,9 +383,37 @@ def agent_from_env(env: Mapping[str, str] | None = None, chain: Any = None) -> A
     log_ = audit.Audit(st.audit_path, key=hmac_key, signer=signing_key, max_bytes=st.audit_max_bytes,
                        keep=st.audit_keep or None)
     loop = Loop(open_loop_store(st), policy=pol, settings=lp, audit=log_)
-    return Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
-                 gate=Gate(policy=pol, state=state.open_store(st)), outbox=box, audit=log_, retry=retry,
-                 delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own, loop=loop)
+    agent = Agent(chain=chain or Chain(), broker=from_url(ag.broker_url),
+                  gate=Gate(policy=pol, state=state.open_store(st)), outbox=box, audit=log_, retry=retry,
+                  delivery_concurrency=ag.delivery_concurrency, trust=trust, own_keys=own, loop=loop,
+                  incidents=incident_desk(inc))
+    if agent.incidents is not None and lp.alertmanager_url:
+        from .incidents.alertmanager import AlertmanagerFeed
+
+        agent.feeds.append(AlertmanagerFeed(lp.alertmanager_url, inc.alertmanager_poll_seconds, agent.sync_incidents))
+    return agent
+
+
+def incident_desk(inc: IncidentSettings) -> Any:
+    """The incident desk from its settings (None with INCIDENTS=false)."""
+    if not inc.incidents:
+        return None
+    from .agent import needs_nothing
+    from .incidents.desk import Desk
+
+    cluster = None
+    if inc.incident_kube:
+        from .incidents.cluster import KubeFacts, load_api_client
+
+        try:
+            api = load_api_client(inc.kubeconfig)
+        except Exception as e:  # noqa: BLE001 - a broken kubeconfig is a setting error
+            raise SettingsError(f"KUBECONFIG={inc.kubeconfig!r}: {e}") from None
+        if api is None:
+            raise SettingsError("INCIDENT_KUBE=true needs a cluster: run in a pod (ServiceAccount) or set KUBECONFIG")
+        cluster = KubeFacts(api)
+    return Desk(settle_s=inc.incident_settle_seconds, release_s=inc.incident_release_seconds, cluster=cluster,
+                stale_s=inc.incident_stale_seconds, needs_nothing=needs_nothing)
 
 
 def check_intake_auth(mode: str, auth_token: str | None) -> None:

@@ -156,6 +156,23 @@ class ClientSettings(_Group):
     auth_token: str | None = Field(None, description="the agent's bearer token (its AUTH_TOKEN)")
 
 
+class IncidentSettings(_Group):
+    incidents: Flag = Field(True, description="decide each alert in the context of the others firing: act once on "
+                                              "an incident's root, hold its symptoms, escalate once")
+    incident_settle_seconds: float = Field(10.0, ge=0, description="a trigger or escalation for an alert that could "
+                                           "be a symptom (a pod, a Flux object built from a source) waits this long "
+                                           "for its root to arrive")
+    incident_release_seconds: float = Field(30.0, ge=0, description="after a root resolves, its symptoms still "
+                                            "firing are decided on their own this much later")
+    incident_stale_seconds: float = Field(21600.0, gt=0, description="a firing alert not re-sent for this long "
+                                          "leaves the incident view")
+    incident_kube: Flag = Field(False, description="confirm links with the Kubernetes API (read-only: pods, Flux "
+                                                   "objects), in-cluster or through KUBECONFIG")
+    kubeconfig: str | None = Field(None, description="kubeconfig file for INCIDENT_KUBE outside a pod")
+    alertmanager_poll_seconds: float = Field(15.0, gt=0, description="how often the incident view reads the active "
+                                             "alerts from ALERTMANAGER_URL (its v2 API), when that is set")
+
+
 class PolicySettings(_Group):
     policy_path: Path | None = Field(None, description="policy.yaml (default: the packaged policy)")
 
@@ -298,6 +315,7 @@ def load(group: type[G], env: Mapping[str, str] | None = None) -> G:
 # Which groups each command honours (its --help lists every one of their settings).
 COMMANDS: dict[str, tuple[type[_Group], ...]] = {
     "serve": (ServerSettings, StateSettings, AgentSettings, AgentKeySettings, PolicySettings, LoopSettings,
+              IncidentSettings,
               RunbookSettings, TRMSettings, LLMSettings),
     "serve-function": (ServerSettings, FunctionSettings, FunctionKeySettings),
     "serve-reasoning": (ServerSettings, TRMSettings, ReasoningSettings),

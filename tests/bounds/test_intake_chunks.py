@@ -63,7 +63,8 @@ def run_big_request(tmp_path, n: int, *, lease: float, chunk: int, keep: int, de
     (tmp_path / "policy.yaml").write_text(POLICY)
     env = {"STATE_DIR": str(tmp_path), "POLICY_PATH": str(tmp_path / "policy.yaml"), "DRY_RUN": "true",
            "OUTBOX_LEASE_SECONDS": str(lease), "INTAKE_CHUNK": str(chunk), "ANSWER_OUTCOMES_MAX": str(keep),
-           "OUTBOX_RETENTION_SECONDS": "864000"}
+           "OUTBOX_RETENTION_SECONDS": "864000",
+           "INCIDENTS": "false"}  # crash loops would wait out the incident settle window; leases are the subject here
     stage = SlowRules(delay)
     agent = agent_from_env(env, chain=Chain([stage]))
     agent.worker.poll_s = 0.05  # the worker looks for abandoned alerts often
