@@ -219,11 +219,17 @@ class Agent:
             if self.incidents is None:
                 outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
             else:
-                steps, changes = self.incidents.plan(list(zip(alerts, decisions)), self.clock(), fresh=received,
-                                                     rows=list(ids))
-                outs = [self._incident_step(a, d, st) for a, d, st in zip(alerts, decisions, steps)]
-                waiting = [(i, o) for i, o, st in zip(ids, outs, steps) if st.what == "defer"]
-                done = [i for i, st in zip(ids, steps) if st.what != "defer"]
+                # An alert inside its decay window is suppressed at once: settling it would only
+                # delay the same answer (and it is our own remediation's target, already watched).
+                held = {k: self._suppressed(a, d) for k, (a, d) in enumerate(zip(alerts, decisions))}
+                desk = [k for k in range(len(alerts)) if held[k] is None]
+                steps, changes = self.incidents.plan([(alerts[k], decisions[k]) for k in desk], self.clock(),
+                                                     fresh=received, rows=[ids[k] for k in desk])
+                step_of = dict(zip(desk, steps))
+                outs = [self._incident_step(a, d, step_of[k]) if k in step_of else held[k]
+                        for k, (a, d) in enumerate(zip(alerts, decisions))]
+                waiting = [(ids[k], outs[k]) for k, st in step_of.items() if st.what == "defer"]
+                done = [i for k, i in enumerate(ids) if k not in step_of or step_of[k].what != "defer"]
                 later, extra_done = self._changes(changes)
                 done += extra_done
             # Every plan a trigger went out for is saved: its results (after a restart too) find
@@ -306,6 +312,15 @@ class Agent:
         if alerts:
             log.info("taking up %d accepted alerts", len(alerts))
             self._deliver(self._process(ids, alerts, received=False))
+
+    def _suppressed(self, alert: Alert, decision: Decision) -> Outcome | None:
+        """The outcome of a firing alert the closed loop holds back (a decay window, the agent's own
+        escalation), else None."""
+        if self.loop is None or not alert.firing:
+            return None
+        out = Outcome(alert, decision)
+        out.events, out.suppressed = self.loop.intake(alert)
+        return out if out.suppressed else None
 
     def _act(self, alert: Alert, decision: Decision) -> Outcome:
         out = Outcome(alert, decision)

@@ -185,7 +185,7 @@ class TRMSettings(_Group):
     use_trm: Flag = Field(True, description="put the TRM stage in the chain")
     model_path: Path | None = Field(None, description="exported TRM (default: the packaged model)")
     trm_api_url: str | None = Field(None, description="ask a trm-reasoning service instead of the in-process model")
-    trm_timeout_ms: float = Field(2000, gt=0, description="TRM stage time budget per call")
+    trm_timeout_ms: float = Field(2000, gt=0, description="time budget per call to TRM_API_URL (the remote TRM stage)")
     trm_connect_timeout_ms: float = Field(500, gt=0, description="connect timeout to TRM_API_URL")
     trm_backend: Literal["auto", "onnx", "torch"] = Field("auto", description="auto: ONNX Runtime when installed")
     trm_threshold: float | None = Field(None, ge=0, le=1, description="abstain below this confidence (default: the model's)")

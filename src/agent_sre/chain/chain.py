@@ -6,13 +6,12 @@ first: the rule's own annotations, then the runbook, which decides every alert i
 or no action with an escalation when no case fits); the models decide only the alerts nobody wrote
 down. Resolved alerts get no action before any stage runs. A stage that abstains, proposes something the catalog rejects, or fails, is
 recorded in ``Decision.fallthrough`` and the next stage is asked. Each stage call is bounded by its
-own time budget (``stage_timeout``: TRM_TIMEOUT_MS, LLM_TIMEOUT_MS, ...); over budget it falls through.
+own time budget (``stage_timeout``: a stage's ``timeout_s``); over budget it falls through.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -76,19 +75,12 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def stage_timeout(stage: Stage) -> float | None:
-    """Seconds a stage may take per call: ``<NAME>_TIMEOUT_MS`` (e.g. TRM_TIMEOUT_MS, LLM_TIMEOUT_MS)
-    when the stage has no budget of its own (``timeout_s``: the remote TRM and the LLM derive it from
-    their HTTP timeouts), else none. A stage over budget is abandoned (its thread finishes in the
-    background) and recorded as ``<name>: timed out after N ms``."""
+    """Seconds a stage may take per call: its own ``timeout_s`` (the remote TRM and the LLM derive it
+    from their HTTP timeouts, TRM_TIMEOUT_MS and LLM_TIMEOUT_MS), else none: an in-process stage runs
+    local code whose cost the model's size bounds. A stage over budget is abandoned (its thread
+    finishes in the background) and recorded as ``<name>: timed out after N ms``."""
     own = getattr(stage, "timeout_s", None)
-    if own:
-        return float(own)
-    v = os.environ.get(f"{stage.name.upper()}_TIMEOUT_MS", "").strip()
-    try:
-        return float(v) / 1000 if v and float(v) > 0 else None
-    except ValueError:
-        log.warning("ignoring %s_TIMEOUT_MS=%r (not a number)", stage.name.upper(), v)
-        return None
+    return float(own) if own else None
 
 
 def _bounded(fn: Callable[..., Any], arg: Any, timeout: float | None) -> Any:
