@@ -129,3 +129,20 @@ def test_an_alone_alert_with_nothing_to_do_is_escalated_as_its_own_incident_once
     p = pod("web-0")
     (st,), _ = d.plan([(p, restart(p))], now=1.0)
     assert st.what == "hold"
+
+
+def test_an_incident_that_resolved_and_comes_back_is_escalated_again():
+    """One escalation per incident *occurrence*: once its alert resolves, the next time it fires is
+    a new incident that a person must hear about."""
+    d = Desk(settle_s=10)
+    d.plan([(NODE, NOTHING)], now=0.0)
+    (st,), _ = d.plan([(NODE, NOTHING)], now=10.0, fresh=False)
+    assert st.what == "escalate"
+    gone = NODE.model_copy(update={"status": "resolved", "endsAt": "2026-11-20T09:00:00Z"})
+    d.plan([(gone, NOTHING)], now=3600.0)
+    again = NODE.model_copy(update={"startsAt": "2026-11-21T08:00:00Z"})
+    (st,), _ = d.plan([(again, NOTHING)], now=86400.0)
+    assert st.what == "defer"
+    (st,), _ = d.plan([(again, NOTHING)], now=86410.0, fresh=False)
+    assert st.what == "escalate" and st.incident == "node"
+    assert d.stats(86410.0)["escalated"] <= 1  # what is remembered stays bounded by what fires

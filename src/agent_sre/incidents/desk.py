@@ -201,6 +201,10 @@ class Desk:
         key = (self.view.version, len(firing))
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, self._correlate([e.facts for e in firing]))
+            # An incident none of whose alerts fires any more is over: when it comes back it is a
+            # new one, to be escalated again (and what is remembered stays bounded).
+            live = {r.incident or fp for fp, r in self._cached[1].items()}
+            self.escalated &= live
         return self._cached[1]
 
     def _members(self, incident: str, roles: dict[str, Role], now: float) -> list[Alert]:
