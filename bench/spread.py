@@ -7,7 +7,8 @@ Each RUN_DIR is an ``agent-sre train --output-dir``: its ``metrics.json`` and it
 ``export/``). Per run, and as mean / min / max over the runs, a markdown table of:
 
 * held-out test split (from ``metrics.json``): exact (function and parameters), wrong remediations that
-  pass the gate at the model's threshold (of those allowed), the same on validation;
+  pass the gate at the model's threshold (of those allowed), the same on validation. Each run is
+  tested on its own split (``train --seed`` seeds the split too), named by its seed and size;
 * the public dev set: ``score.py --strategy trm --json`` run in this checkout with ``MODEL_PATH`` set to
   the run's export: actionable alerts decided exactly, wrong remediations;
 * with ``--rules-dir``: the alerts real rule sets fire (``real_rules.py``, its labels): actionable alerts
@@ -38,6 +39,8 @@ SCORE = Path("/work/shared/eval/score.py")
 
 # (key, column header, how a value prints)
 COLUMNS = [
+    ("split_seed", "split seed", str),
+    ("test_n", "test: n", lambda v: f"{v:g}"),
     ("test_exact", "held-out exact", lambda v: f"{100 * v:.2f}%"),
     ("test_wrong_gate", "test: wrong past gate", lambda v: f"{v:g}"),
     ("test_allowed", "test: allowed", lambda v: f"{v:g}"),
@@ -48,6 +51,8 @@ COLUMNS = [
     ("real_wrong_gate", "real rules: wrong past gate", lambda v: f"{v:g}"),
 ]
 
+DESCRIBE = {"split_seed", "test_n"}  # say which alerts a row is about; not summarised
+
 
 def export_of(run: Path) -> Path:
     for name in ("model", "export"):
@@ -57,8 +62,11 @@ def export_of(run: Path) -> Path:
 
 
 def held_out(run: Path) -> dict[str, Any]:
+    """The held-out figures; the split is the run's own (``train --seed`` seeds it too), so runs with
+    other seeds are tested on other alerts."""
     m = json.loads((run / "metrics.json").read_text())
-    return {"test_exact": m["test"]["exact"], "test_wrong_gate": m["test"]["through_gate"]["wrong_allowed"],
+    split = json.loads((run / "split.json").read_text()) if (run / "split.json").is_file() else {}
+    return {"split_seed": split.get("seed", "?"), "test_n": m["test"]["n"], "test_exact": m["test"]["exact"], "test_wrong_gate": m["test"]["through_gate"]["wrong_allowed"],
             "test_allowed": m["test"]["through_gate"]["allowed"],
             "val_wrong_gate": m["validation"]["chosen"]["wrong_allowed"]}
 
@@ -93,7 +101,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         out.append(f"| {r['run']} | " + " | ".join(f(r[k]) for k, _, f in cols) + " |")
     if len(rows) > 1:
         for name, agg in (("mean", statistics.fmean), ("min", min), ("max", max)):
-            out.append(f"| **{name}** | " + " | ".join(f(agg([r[k] for r in rows])) for k, _, f in cols) + " |")
+            out.append(f"| **{name}** | " + " | ".join("" if k in DESCRIBE else f(agg([r[k] for r in rows]))
+                                                      for k, _, f in cols) + " |")
     return "\n".join(out)
 
 
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rows.append(row)
     first = rows[0]
     notes = [f"{len(rows)} run(s)"]
+    if len({r["split_seed"] for r in rows}) > 1:
+        notes.append("held-out figures are on each run's own split")
     if "public_n" in first:
         notes.append(f"public dev set: {first['public_n']} actionable alerts (score.py --strategy trm)")
     if "real_n" in first:
