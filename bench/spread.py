@@ -66,8 +66,9 @@ def held_out(run: Path) -> dict[str, Any]:
     other seeds are tested on other alerts."""
     m = json.loads((run / "metrics.json").read_text())
     split = json.loads((run / "split.json").read_text()) if (run / "split.json").is_file() else {}
-    return {"split_seed": split.get("seed", "?"), "test_n": m["test"]["n"], "test_exact": m["test"]["exact"], "test_wrong_gate": m["test"]["through_gate"]["wrong_allowed"],
-            "test_allowed": m["test"]["through_gate"]["allowed"],
+    t, gate = m["test"], m["test"]["through_gate"]
+    return {"split_seed": split.get("seed", "?"), "test_n": t["n"], "test_exact": t["exact"],
+            "test_wrong_gate": gate["wrong_allowed"], "test_allowed": gate["allowed"],
             "val_wrong_gate": m["validation"]["chosen"]["wrong_allowed"]}
 
 
