@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agent_sre.trm.infer import default_model_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=24000, help="alerts to generate (the shipped model's recipe)")
+    ap.add_argument("--n", type=int, default=44000, help="alerts to generate (the shipped model's recipe)")
     ap.add_argument("--seed", type=int, default=0, help="split seed (and all training seeds)")
     ap.add_argument("--gen-seed", type=int, default=1, help="generate seed (the shipped model's recipe)")
     ap.add_argument("--data", type=Path, default=None,

@@ -616,6 +616,8 @@ def evaluate(
     typer.echo(format_report(m, str(data[0].name) + (" (held-out)" if held_out else "")))
     typer.echo(f"  through the gate: {g['allowed']} remediations allowed, {g['wrong_allowed']} of them wrong; "
                f"the gate stopped {g['wrong_stopped_by_gate']} wrong and {g['right_stopped_by_gate']} right ones")
+    for w in g["wrong_examples"]:  # name the wrong remediations that would reach the cluster (the first 20)
+        typer.echo(f"    wrong, allowed: {w['alertname']} -> {w['got']} {json.dumps(w['params'], sort_keys=True)}")
     typer.echo(format_tables(m))
     typer.echo(f"plots: {output_dir / 'confusion.png'}, {output_dir / 'reliability.png'}")
 

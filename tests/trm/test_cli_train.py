@@ -28,5 +28,8 @@ def test_recipe_commands_train_report_and_evaluate_the_model_just_trained(tmp_pa
     trained = json.loads((out / "metrics.json").read_text())
     assert m["n"] == trained["test"]["n"]  # the model's own held-out split (seed 3), not seed 0's
     assert m["at_threshold"]["threshold"] == meta["threshold"]
+    # every wrong remediation the gate would let through is named, not only counted
+    listed = [ln for ln in r.output.splitlines() if ln.strip().startswith("wrong, allowed:")]
+    assert len(listed) == min(20, m["through_gate"]["wrong_allowed"])
     r = run.invoke(app, ["train", "--training-data", str(data), "--preset", "huge"])
     assert r.exit_code != 0 and "unknown preset" in r.output
