@@ -280,7 +280,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.train_split:
             from agent_sre.trm.records import split
 
-            train = split(train, seed=0, by="name").train
+            from agent_sre.trm import artifact
+            from agent_sre.trm.infer import default_model_path
+
+            # the split the TRM was trained on (its export records the seed), so both fit the same alerts
+            sp = artifact.read(args.model or default_model_path()).extra.get("split") or {}
+            train = split(train, seed=int(sp.get("seed", 0)), by=sp.get("by", "name")).train
     out: dict[str, Any] = {"info": {**info, "alerts": len(cases), "labelled_alerts": len(scored)},
                            "methods": {}}
     for name in args.methods.split(","):

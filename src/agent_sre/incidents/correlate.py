@@ -28,6 +28,8 @@ An alert is never held for sharing only a namespace or a moment with others: unr
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
@@ -190,16 +192,16 @@ def correlate(facts: Iterable[Facts], cluster: ClusterFacts | None = None,
         roles[f.fp] = Role("symptom", root=cur, incident=incident,
                            reason=f"symptom of {root.alertname} ({root.ident or root.fp}): " + "; ".join(reasons),
                            confirmed=confirmed)
-    rooted = {r.root for r in roles.values()}
+    symptoms = Counter(r.root for r in roles.values())  # one pass: thousands of firing alerts in a storm
     for f in fs:
         if f.fp in roles:
             continue
-        n = sum(1 for r in roles.values() if r.root == f.fp)
+        n = symptoms.get(f.fp, 0)
         if f.fp in leads:
             roles[f.fp] = Role("lead", incident=leads[f.fp],
                                reason=f"speaks for {n + 1} alerts of one incident ({leads[f.fp]}) whose cause has "
                                       f"no alert of its own; no function can fix it")
-        elif f.fp in rooted:
+        elif n:
             roles[f.fp] = Role("root", incident=f.fp, reason=f"root of an incident with {n} symptom(s)")
         else:
             roles[f.fp] = Role("alone", reason="no related alert is firing")
