@@ -364,6 +364,11 @@ class Agent:
             return Outcome(alert, decision, events=[ev], incident=doc)
         if step.what == "defer":
             doc["until"] = step.until
+            # The answer still says which mode the gate is in; its verdict on the alert comes when
+            # the settle window ends.
+            return Outcome(alert, decision, incident=doc,
+                           verdict=Verdict(allowed=False, code="deferred", mode=self.gate.mode,
+                                           reason=f"deferred: {step.reason}"))
         return Outcome(alert, decision, incident=doc)
 
     def _changes(self, changes: list["Change"]) -> tuple[list[Outcome], list[int]]:

@@ -126,6 +126,8 @@ def test_a_symptom_before_its_root_waits_and_is_held_when_the_root_arrives(agent
     r = httpx.post(url + "/webhook", json=_hook(POD))
     (o,) = r.json()["outcomes"]
     assert o["incident"]["step"] == "defer" and o["events"] == []
+    assert o["verdict"]["code"] == "deferred" and o["verdict"]["allowed"] is False
+    assert o["verdict"]["mode"] == "dry_run"  # the answer says which mode the gate is in
     ready = httpx.get(url + "/readyz").json()
     assert ready["outbox"]["inbox"] == {"pending": 1}  # waiting, durably
     assert ready["incidents"]["waiting"] == 1 and 0 < ready["incidents"]["next_due_s"] <= SETTLE
