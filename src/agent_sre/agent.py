@@ -216,18 +216,20 @@ class Agent:
             decisions = self._decide(alerts, received)
             took = time.perf_counter() - t0
             done, waiting = list(ids), []
+            # The closed loop looks at each alert once: a resolved one closes its verification, a
+            # firing one inside a decay window (or the agent's own escalation) is held back.
+            looked = [self.loop.intake(a) if self.loop is not None else ([], None) for a in alerts]
             if self.incidents is None:
-                outs = [self._act(a, d) for a, d in zip(alerts, decisions)]
+                outs = [self._act(a, d, lk) for a, d, lk in zip(alerts, decisions, looked)]
             else:
-                # An alert inside its decay window is suppressed at once: settling it would only
-                # delay the same answer (and it is our own remediation's target, already watched).
-                held = {k: self._suppressed(a, d) for k, (a, d) in enumerate(zip(alerts, decisions))}
-                desk = [k for k in range(len(alerts)) if held[k] is None]
+                # A suppressed alert skips the desk: settling it would only delay the same answer
+                # (and it is our own remediation's target, already watched).
+                desk = [k for k, (_, why) in enumerate(looked) if why is None]
                 steps, changes = self.incidents.plan([(alerts[k], decisions[k]) for k in desk], self.clock(),
                                                      fresh=received, rows=[ids[k] for k in desk])
                 step_of = dict(zip(desk, steps))
-                outs = [self._incident_step(a, d, step_of[k]) if k in step_of else held[k]
-                        for k, (a, d) in enumerate(zip(alerts, decisions))]
+                outs = [self._incident_step(a, d, step_of[k], looked[k]) if k in step_of
+                        else self._act(a, d, looked[k]) for k, (a, d) in enumerate(zip(alerts, decisions))]
                 waiting = [(ids[k], outs[k]) for k, st in step_of.items() if st.what == "defer"]
                 done = [i for k, i in enumerate(ids) if k not in step_of or step_of[k].what != "defer"]
                 later, extra_done = self._changes(changes)
@@ -313,21 +315,12 @@ class Agent:
             log.info("taking up %d accepted alerts", len(alerts))
             self._deliver(self._process(ids, alerts, received=False))
 
-    def _suppressed(self, alert: Alert, decision: Decision) -> Outcome | None:
-        """The outcome of a firing alert the closed loop holds back (a decay window, the agent's own
-        escalation), else None."""
-        if self.loop is None or not alert.firing:
-            return None
-        out = Outcome(alert, decision)
-        out.events, out.suppressed = self.loop.intake(alert)
-        return out if out.suppressed else None
-
-    def _act(self, alert: Alert, decision: Decision) -> Outcome:
-        out = Outcome(alert, decision)
-        if self.loop is not None:
-            out.events, out.suppressed = self.loop.intake(alert)
-            if out.suppressed:
-                return out  # inside a decay window (or the agent's own escalation): nothing more
+    def _act(self, alert: Alert, decision: Decision, looked: tuple[list[CloudEvent], str | None]) -> Outcome:
+        """``looked``: what the closed loop said of the alert (``Loop.intake``: its events, and why it
+        is suppressed)."""
+        out = Outcome(alert, decision, events=list(looked[0]), suppressed=looked[1])
+        if out.suppressed:
+            return out  # inside a decay window (or the agent's own escalation): nothing more
         if decision.action:
             self._step(out, 0)
         elif alert.firing and not needs_nothing(alert):
@@ -337,14 +330,15 @@ class Agent:
         return out
 
     # ------------------------------------------------------------------ incidents
-    def _incident_step(self, alert: Alert, decision: Decision, step: "Step") -> Outcome:
+    def _incident_step(self, alert: Alert, decision: Decision, step: "Step",
+                       looked: tuple[list[CloudEvent], str | None]) -> Outcome:
         """What the incident desk said about one alert of the batch, as an Outcome."""
         role = step.role
         doc: dict[str, Any] = {"step": step.what, "role": role.role if role else None, "reason": step.reason}
         if role is not None and role.incident:
             doc["incident"] = role.incident
         if step.what == "decide":
-            out = self._act(alert, decision)
+            out = self._act(alert, decision, looked)
             out.incident = doc if role is not None and role.role != "alone" else None
             return out
         if step.what == "hold":
