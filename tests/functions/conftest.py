@@ -9,18 +9,9 @@ from agent_sre.settings import FunctionSettings
 from agent_sre.functions.runner import Runner
 from agent_sre.functions.store import MemoryStore
 
-from .kcluster import Cluster
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
 
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture

@@ -9,19 +9,10 @@ from agent_sre.alerts import Alert
 from agent_sre.incidents.cluster import KubeFacts, load_api_client
 from agent_sre.incidents.correlate import correlate
 from agent_sre.incidents.evidence import Ref, facts
-from tests.functions.kcluster import Cluster
 
 KS = "kustomize.toolkit.fluxcd.io/v1/kustomizations"
 HR = "helm.toolkit.fluxcd.io/v2/helmreleases"
 
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _pod(name, node, owner=None):
