@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
+
 from agent_sre import ce
+from agent_sre.events import TRIGGER
 
 
 class StatusSink:
@@ -48,3 +52,24 @@ class StatusSink:
 
     def events(self, accepted_only=True):
         return [ce.from_http(h, b) for code, h, b in self.log if code < 300 or not accepted_only]
+
+    def trigger_ids_by_target(self) -> dict[str, set[str]]:
+        """The ids of the accepted triggers, per target name (``parameters.name``)."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for ev in self.events():
+            if ev.get_type() == TRIGGER:
+                out[(ce.data_of(ev) or {})["parameters"]["name"]].add(ev.get_id())
+        return out
+
+
+def wait_delivered(agent_url: str, sink: StatusSink, targets: set[str],
+                   timeout: float) -> tuple[dict[str, set[str]], dict]:
+    """Wait until ``sink`` accepted a trigger for every target and the agent's inbox and outbox have
+    nothing pending (or ``timeout``); returns the triggers by target and the last outbox counts."""
+    deadline = time.time() + timeout
+    while True:
+        st = httpx.get(agent_url + "/readyz").json()["outbox"]
+        if targets <= set(sink.trigger_ids_by_target()) and not st["events"].get("pending") \
+                and not st["inbox"].get("pending") or time.time() >= deadline:
+            return sink.trigger_ids_by_target(), st
+        time.sleep(0.2)

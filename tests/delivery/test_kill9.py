@@ -12,14 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from agent_sre import audit, ce, signing
-from agent_sre.events import TRIGGER
-from tests.delivery.sinks import StatusSink
+from agent_sre import audit, signing
+from tests.delivery.sinks import StatusSink, wait_delivered
 from tests.gate.support import alert, alert_doc, webhook
 from tests.helpers import free_port, wait_http
 from tests.keys import key_files
@@ -94,21 +93,7 @@ def test_sigkill_mid_burst_loses_no_accepted_alert_and_sends_no_second_id(tmp_pa
         proc = start(tmp_path, sink.url, port)  # same STATE_DIR: resumes the inbox and the outbox
         wait_http(url + "/healthz", 60)
 
-        def delivered_pods() -> dict[str, set[str]]:
-            out: dict[str, set[str]] = defaultdict(set)
-            for ev in sink.events():
-                if ev.get_type() == TRIGGER:
-                    out[(ce.data_of(ev) or {})["parameters"]["name"]].add(ev.get_id())
-            return out
-
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            st = httpx.get(url + "/readyz").json()["outbox"]
-            if accepted <= set(delivered_pods()) and not st["events"].get("pending") \
-                    and not st["inbox"].get("pending"):
-                break
-            time.sleep(0.2)
-        got = delivered_pods()
+        got, st = wait_delivered(url, sink, accepted, 60)
         missing = accepted - set(got)
         assert not missing, f"{len(missing)} accepted alerts never delivered, e.g. {sorted(missing)[:5]}"
         assert set(got) <= sent  # nothing invented

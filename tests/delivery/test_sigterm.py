@@ -14,13 +14,10 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections import defaultdict
 
 import httpx
 
-from agent_sre import ce
-from agent_sre.events import TRIGGER
-from tests.delivery.sinks import StatusSink
+from tests.delivery.sinks import StatusSink, wait_delivered
 from tests.delivery.test_kill9 import POLICY, start
 from tests.gate.support import alert, alert_doc, webhook
 from tests.helpers import free_port, wait_http
@@ -109,20 +106,7 @@ def test_sigterm_with_the_broker_down_leaves_everything_for_the_next_pod(tmp_pat
         proc = start(tmp_path, up.url, port)  # the next pod, same state, the broker back
         wait_http(url + "/healthz", 60)
 
-        def delivered() -> dict[str, set[str]]:
-            out: dict[str, set[str]] = defaultdict(set)
-            for ev in up.events():
-                if ev.get_type() == TRIGGER:
-                    out[(ce.data_of(ev) or {})["parameters"]["name"]].add(ev.get_id())
-            return out
-
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            st = httpx.get(url + "/readyz").json()["outbox"]
-            if accepted <= set(delivered()) and not st["events"].get("pending") and not st["inbox"].get("pending"):
-                break
-            time.sleep(0.2)
-        got = delivered()
+        got, st = wait_delivered(url, up, accepted, 90)
         missing = accepted - set(got)
         assert not missing, f"{len(missing)} accepted alerts never delivered, e.g. {sorted(missing)[:5]}"
         assert all(len(ids) == 1 for ids in got.values())  # one trigger id per alert
