@@ -1,18 +1,49 @@
-"""Shared by the bench scripts (benchmarks do not import from tests/): a free loopback port and a
-loopback CloudEvent receiver that answers 202 and hands each POST to a callback."""
+"""Shared by the bench scripts (benchmarks do not import from tests/): a free loopback port, a
+loopback CloudEvent receiver that answers 202 and hands each POST to a callback, and starting and
+stopping a served process."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_up(proc: subprocess.Popen, url: str, timeout: float, poll_s: float = 0.2) -> bool:
+    """Poll ``url`` until it answers 200: True; False once ``proc`` exits or ``timeout`` passes."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def stop(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
+    """SIGTERM (as a pod is stopped), then SIGKILL if it has not exited after ``wait_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class LoopbackSink:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 from agent_sre import keys
-from _support import LoopbackSink, free_port
+from _support import LoopbackSink, free_port, stop, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,16 +145,8 @@ def main() -> None:
     proc = subprocess.Popen(cmd, env=env, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-            time.sleep(0.2)
+        if not wait_up(proc, url + "/healthz", 60):
+            raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         ready = httpx.get(url + "/readyz", timeout=5).json()
         # warm-up (imports, first decisions)
         load(url, 0, 1, 1.0, 2)
@@ -173,11 +165,7 @@ def main() -> None:
             r["drain_s"] = 15 - max(0.0, deadline - time.time())
             rows.append((group, r))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     print(f"\nagent-sre serve on {os.cpu_count()} CPU cores (load average now {os.getloadavg()[0]:.1f}); "
           f"stages {ready.get('stages')}; gate mode {ready.get('mode')}; concurrency {args.concurrency}; "
           f"{args.seconds:.0f} s per row; sink = loopback CloudEvent receiver; CPU columns = CPU time per "

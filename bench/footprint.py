@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _support import free_port
+from _support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +69,7 @@ def start_once(cli: str, command: str, timeout: float = 60) -> dict:
                 raise RuntimeError(f"{command} not ready in {timeout:.0f} s: {log.read()[-300:]}")
             return {"ready_s": ready, "rss_mb": rss_mb(p.pid), "mapped": mapped(p.pid)}
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+            stop(p, 10)
             log.close()
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import httpx
 from agent_sre import keys
-from _support import LoopbackSink, free_port
+from _support import LoopbackSink, free_port, stop, wait_up
 
 POLICY = """
 mode: dry_run
@@ -103,17 +102,9 @@ def main() -> int:
     lock = threading.Lock()
     seq = iter(range(10**9))
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or proc.poll() is not None:
-                print("agent did not start; see", tmp / "serve.log", file=sys.stderr)
-                return 2
-            time.sleep(0.1)
+        if not wait_up(proc, url + "/healthz", 60, poll_s=0.1):
+            print("agent did not start; see", tmp / "serve.log", file=sys.stderr)
+            return 2
 
         # ---------------------------------------------------------------- 1. sustained
         latencies: list[float] = []
@@ -238,12 +229,7 @@ def main() -> int:
             print(f"lost: {out['lost']}")
         return 0 if not lost else 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc, 15)
         sink.server.shutdown()
 
 

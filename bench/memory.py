@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from _support import free_port
+from _support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,12 +87,7 @@ def run_once(cli: str, n: int, timeout: float = 600) -> dict:
                     "twice": sum(1 for c in decided.values() if c > 1),
                     "answer_outcomes": len(answer.get("outcomes", []))}
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+            stop(p, 30)
             log.close()
 
 

@@ -38,13 +38,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _support import LoopbackSink, free_port
+from _support import LoopbackSink, free_port, stop, wait_up
 from storm_replay import DecisionCache, Score, Sent, replay, score
 
 from agent_sre import ce, keys
@@ -124,16 +123,8 @@ def play_http(scn: Scenario, env: dict[str, str], time_scale: float, timeout: fl
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-                time.sleep(0.2)
+            if not wait_up(proc, url + "/readyz", 120):
+                raise SystemExit(f"agent did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
             plan = deliveries(scn, GROUP_WAIT, GROUP_INTERVAL, time_scale=time_scale)
             t0 = time.monotonic()
             with httpx.Client(timeout=30) as client:
@@ -159,11 +150,7 @@ def play_http(scn: Scenario, env: dict[str, str], time_scale: float, timeout: fl
             except httpx.HTTPError:
                 pass
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     with sink.lock:
         return _sent_from(list(sink.events), held), played
 
