@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pd = a.paper_model_dir
         if pd is None or not (pd / "config.json").is_file():
             rows.append({"method": "trm-paper", "unavailable": "no GPU-trained paper-preset weights given "
-                         "(--paper-model-dir); none were trained in this session (no GPU)"})
+                         "(--paper-model-dir); none have been trained yet (it needs a GPU)"})
         else:
             paper_method = bl.TRMMethod(pd, name="trm-paper")
             go(paper_method)
