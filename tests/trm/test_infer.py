@@ -188,6 +188,10 @@ def test_recipe_selects_by_validation_and_says_how_safe_it_is(tmp_path, capsys):
     assert ("NOT SAFE ON VALIDATION" in text) is (not v["safe"])
     unsafe = {**m, "validation": {**v, "safe": False}}
     assert "NOT SAFE ON VALIDATION" in format_summary(unsafe, tmp_path)
+    t = m["test"]["through_gate"]
+    assert ("NOT SAFE ON THE HELD-OUT TEST" in text) is (t["wrong_allowed"] > 0)
+    leaky = {**m, "test": {**m["test"], "through_gate": {**t, "wrong_allowed": 3}}}
+    assert "NOT SAFE ON THE HELD-OUT TEST — 3 wrong" in format_summary(leaky, tmp_path)
     c = train_from_jsonl(data, tmp_path / "cal", preset="tiny", epochs=1, batch_size=64, calibrate_threshold=True)
     cv = c["validation"]
     assert cv["threshold"] in THRESHOLDS

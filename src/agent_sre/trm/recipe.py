@@ -184,7 +184,8 @@ def train_from_jsonl(training_data: str | Path | list[str | Path], output_dir: s
 
 def format_summary(m: dict[str, Any], model_dir: Path) -> str:
     """What ``agent-sre train`` prints last: the gate figures on validation, the held-out test, and how
-    to use the model — or, loudly, that validation still lets a wrong remediation through."""
+    to use the model — or, loudly, that validation or the held-out test still lets a wrong remediation
+    through."""
     v, t = m["validation"], m["test"]["through_gate"]
     at = v["chosen"]
     lines = [f"validation ({v['n']} alerts), stage threshold {v['threshold']}: {at['allowed']} remediations pass "
@@ -201,6 +202,10 @@ def format_summary(m: dict[str, Any], model_dir: Path) -> str:
                      f"{at['wrong_allowed']} wrong remediation(s) pass the gate on validation"
                      + (f" (none from {safe_at} up: TRM_THRESHOLD={safe_at} trades coverage for that)" if safe_at
                         else "") + ". Keep it in suggest or dry-run mode, or retrain (another seed, more data).")
+    if t["wrong_allowed"]:
+        lines.append(f"WARNING: NOT SAFE ON THE HELD-OUT TEST — {t['wrong_allowed']} wrong remediation(s) pass the "
+                     f"gate on alert names and templates it never saw (`agent-sre evaluate --model {model_dir} "
+                     f"--held-out` names them). Keep it in suggest or dry-run mode, or retrain.")
     lines.append(f"use it: MODEL_PATH={model_dir} agent-sre serve   "
                  f"(check first: agent-sre evaluate --model {model_dir} --data <records>)")
     return "\n".join(lines)
