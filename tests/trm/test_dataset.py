@@ -252,26 +252,3 @@ def test_generate_cli_takes_a_runbook_and_teaches_its_own_entries(tmp_path):
     assert r.exit_code != 0 and "no-such-function" in r.output
     r = CliRunner().invoke(app, ["dataset", "generate", "--runbook", str(tmp_path / "missing.yaml")])
     assert r.exit_code != 0 and "no runbook at" in r.output
-
-
-def test_flux_objects_still_reconciling_need_no_action(recs):
-    prog = _fams(recs, "flux-progressing")
-    assert len(prog) > 30
-    assert all(r["expect"]["lambda_function"] is None for r in prog)
-    # every shape but the aggregated one says Ready=Unknown, as the failure shapes sometimes do too
-    assert {r["meta"]["style"].split(":")[0] for r in prog} == {"operator", "ksm", "aggregated"}
-    assert all(r["alert"]["labels"].get("ready") == "Unknown" for r in prog
-               if not r["meta"]["style"].startswith("aggregated"))
-    failing_unknown = [r for r in _fams(recs, "flux-ksm", "flux-operator")
-                       if r["alert"]["labels"].get("ready") == "Unknown" and r["expect"]["lambda_function"]]
-    assert failing_unknown  # so the label alone cannot decide: the name and the text must
-
-
-def test_targets_down_are_worded_alike_whatever_the_job(recs):
-    own = [r for r in _fams(recs, "down") if r["meta"]["style"].startswith("targetdown")]
-    other = [r for r in _fams(recs, "target-other") if r["meta"]["style"].startswith("other-job")]
-    assert own and other
-    assert all(r["expect"]["lambda_function"] == "pod-check-status" for r in own)
-    assert all(r["expect"]["lambda_function"] is None for r in other)
-    tmpl = lambda rs: {r["meta"]["template"] for r in rs if not r["meta"]["template"].endswith(":none")}  # noqa: E731
-    assert tmpl(own) == tmpl(other)  # one pool of sentences: only the job label tells them apart
