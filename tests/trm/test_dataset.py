@@ -184,7 +184,7 @@ def test_suspended_objects_need_no_action_whatever_says_so(recs):
     assert live and all(r["expect"]["lambda_function"] == "flux-reconcile-kustomization" for r in live)
     named = _fams(recs, "flux-suspended")
     styles = {r["meta"]["style"] for r in named}
-    assert {"named", "text", "cronjob"} <= styles
+    assert {"named", "text", "progress"} <= styles
     for r in named:
         if r["meta"]["style"] == "text":
             text = " ".join(r["alert"]["annotations"].values()).lower()

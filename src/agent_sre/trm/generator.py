@@ -10,10 +10,8 @@ rule sets deliver.
   crash-looping pods, volumes running full and Prometheus's own target missing, with the scrape
   labels of the exporter they come from (``exporters``);
 * suspended Flux objects (a ``suspended`` label, the alert's name, or only its text say so);
-* Flux objects still reconciling (``Ready=Unknown`` without a failure, alerted on to inhibit their
-  children);
 * hard negatives that share words or labels with the actionable ones: Prometheus self-monitoring
-  with the Prometheus pod's labels, targets down for other jobs (worded like Prometheus's own), Flux look-alikes and kinds without
+  with the Prometheus pod's labels, targets down for other jobs, Flux look-alikes and kinds without
   a function, pods that are unwell without crash-looping, crash loops of systemd units, Docker
   containers and processes, volumes that are pending or failed and node filesystems filling up,
   certificates and secrets not ready;
@@ -401,12 +399,12 @@ class Gen:
                   else no_action_expect())
         return self.record(labels, ann, expect, family="flux-event", template=f"flux-event:{i}", style="event:error")
 
-    # -- flux: suspended objects named or described as such (no action) ----------------------------
+    # -- flux: suspended objects named or described as such, and progressing ones (no action) ------
     def flux_suspended(self) -> dict[str, Any]:
         r = self.r
         kind = self.flux_kind(nofn=0.1)
         name, ns = self.flux_target()
-        how = r.choices(["named", "text", "cronjob"], weights=[45, 40, 15])[0]
+        how = r.choices(["named", "text", "progress", "cronjob"], weights=[35, 30, 25, 10])[0]
         if how == "cronjob":
             app = ng.app(r)
             labels = {"cronjob": app, "namespace": ns, **ex.ksm(r)}
@@ -415,11 +413,18 @@ class Gen:
             ctx = {"kind": "CronJob", "kind_l": "cronjob", "name": app, "namespace": ns, "hours": r.randint(2, 48)}
         else:
             labels = {"kind": kind, "name": name, "exported_namespace": ns}
-            if how == "named" and r.random() < 0.5:  # un-aggregated: the operator's own labels
+            if how in ("progress", "named") and r.random() < 0.5:  # un-aggregated: the operator's own labels
                 labels.update(uid=f"{ng.rand_str(r, 8)}-{ng.rand_str(r, 4)}", **ex.flux_operator(r))
                 if r.random() < 0.6:
                     labels["revision"] = f"main@sha1:{''.join(r.choice('0123456789abcdef') for _ in range(40))}"
-            if how == "named":
+            if how == "progress":
+                labels.update(ready="Unknown", reason=r.choice(["Progressing", "ProgressingWithRetry", "DependencyNotReady"]),
+                              suspended="False")
+                alertname = self.not_runbook_name(lambda: style_name(
+                    [r.choice(["Flux", "Flux", ""]), r.choice(["Reconciliation", "Resource", kind]),
+                     r.choice(w.FLUX_PROGRESS_WORDS)], r))
+                labels["severity"] = "info" if r.random() < 0.7 else "warning"
+            elif how == "named":
                 alertname = style_name([r.choice(["Flux", "Flux", ""]),
                                         r.choice(["Reconciliation", "Resource", kind, r.choice(FLUX_KIND_WORDS.get(kind, [kind]))]),
                                         r.choice(w.SUSPEND_WORDS)], r)
@@ -442,45 +447,6 @@ class Gen:
             ann, tmpl, _ = self.styled("flux-suspended", w.SUSPEND_TEXT, ["Flux resource suspended"], labels, ctx,
                                        area="flux")
         return self.record(labels, ann, no_action_expect(), family="flux-suspended", template=tmpl, style=how)
-
-    # -- flux: objects still reconciling (Ready=Unknown, no failure; no action) --------------------
-    def flux_progressing(self) -> dict[str, Any]:
-        """``flux_resource_info{ready="Unknown", suspended="False"}`` and its kube-state-metrics twin:
-        an object the controller is working on. Rule sets alert on it to inhibit its children; the
-        failure shapes also carry Ready=Unknown, so the name and the text tell the two apart."""
-        r = self.r
-        kind = self.flux_kind(nofn=0.1)
-        name, ns = self.flux_target()
-        shape = r.choices(["operator", "ksm", "aggregated"], weights=[55, 25, 20])[0]
-        reason = r.choice(w.FLUX_PROGRESS_REASONS)
-        if shape == "ksm":
-            labels = {"customresource_group": w.KSM_FLUX_GROUPS.get(kind, "source.toolkit.fluxcd.io"),
-                      "customresource_kind": kind, "customresource_version": r.choice(["v1", "v2", "v1beta2"]),
-                      "name": name, "exported_namespace": ns, "ready": "Unknown"}
-            if r.random() < 0.6:
-                labels["suspended"] = "false"
-            labels.update(ex.ksm(r, honor=False))
-        else:
-            labels = {"kind": kind, "name": name, "exported_namespace": ns}
-            if shape == "operator":
-                labels.update(ready="Unknown", reason=reason, suspended="False")
-                if r.random() < 0.6:
-                    labels.update(uid=f"{ng.rand_str(r, 8)}-{ng.rand_str(r, 4)}", **ex.flux_operator(r))
-                if r.random() < 0.5:
-                    labels["revision"] = f"main@sha1:{''.join(r.choice('0123456789abcdef') for _ in range(40))}"
-            if r.random() < 0.4:  # label_replace(..., "namespace", "$1", "exported_namespace", "(.+)")
-                labels["namespace"] = ns
-        labels["alertname"] = self.not_runbook_name(lambda: style_name(
-            [r.choice(["Flux", "Flux", "", "FluxCD", "Gotk"]),
-             r.choice(["Reconciliation", "Resource", "Object", kind, r.choice(FLUX_KIND_WORDS.get(kind, [kind]))]),
-             r.choice(w.FLUX_PROGRESS_WORDS)], r))
-        labels["severity"] = "info" if r.random() < 0.7 else "warning"
-        self.finish(labels)
-        ctx = {**self.flux_ctx(kind, name, ns, labels), "reason": reason, "minutes": r.randint(5, 90)}
-        ann, tmpl, style = self.styled("flux-progressing", w.FLUX_PROGRESS_TEXT, ["Flux resource reconciling"],
-                                       labels, ctx, area="flux")
-        return self.record(labels, ann, no_action_expect(), family="flux-progressing", template=tmpl,
-                           style=f"{shape}:{style}")
 
     # -- flux: look-alikes and objects without a function (no action) ----------------------------
     def flux_lookalike(self) -> dict[str, Any]:
@@ -756,8 +722,6 @@ class Gen:
         if shape == "classic":
             ann, tmpl = self.annotate("down", ctx)
             style = shape
-        elif shape == "targetdown":  # worded as target_other's: only the job tells them apart
-            ann, tmpl, style = self.styled("target", w.TARGET_TEXT, w.TARGET_SUMMARIES, labels, ctx, area="general")
         else:
             ann, tmpl, style = self.styled("down", w.PROM_DOWN_TEXT, ["One or more targets are unreachable.",
                                                                       "Prometheus target missing."],
@@ -807,10 +771,7 @@ class Gen:
         if how == "other-job":
             job = ex.not_prometheus_job(r)
             # Exporters mostly run beside Prometheus: the namespace says nothing, the job does.
-            name = r.choice(w.TARGET_DOWN_NAMES) if r.random() < 0.65 else self.not_runbook_name(lambda: style_name(
-                ["Prometheus", r.choice(["", "Target", "Job", "Scrape", "Instance"]),
-                 r.choice(["TargetMissing", "Down", "Missing", "Unreachable", "TargetDown"])], r))  # `up == 0`, any job
-            labels = {"alertname": name, "job": job, "namespace": r.choices(
+            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES), "job": job, "namespace": r.choices(
                 [ex.mon_ns(r), ng.namespace(r), "kube-system"], weights=[70, 20, 10])[0], "service": job}
             if r.random() < 0.3:  # `up == 0` un-aggregated: the target's pod too
                 labels.update(pod=ex.replicaset_pod(r, job), instance=ng.instance(r), endpoint="http-metrics")
@@ -832,12 +793,9 @@ class Gen:
                           "namespace": ex.mon_ns(r)}
         self.finish(labels)
         ctx = {"value": r.randint(1, 100), "subject": "Target", "cond_l": "down", "where": labels.get("job", "")}
-        if how == "other-job":  # worded as Prometheus' own targets down (down, targetdown shape)
-            ann, tmpl, style = self.styled("target", w.TARGET_TEXT, w.TARGET_SUMMARIES, labels, ctx, area="general")
-        else:
-            ann, tmpl, style = self.styled("target-misc", w.PROM_DOWN_TEXT[:2] + w.EXPORTER_TEXT[:3],
-                                           ["One or more targets are unreachable.", "Operator errors"], labels, ctx,
-                                           area="general")
+        ann, tmpl, style = self.styled("target", w.PROM_DOWN_TEXT[:2] + w.EXPORTER_TEXT[:3],
+                                       ["One or more targets are unreachable.", "Operator errors"], labels, ctx,
+                                       area="general")
         return self.record(labels, ann, no_action_expect(), family="target-other", template=tmpl, style=f"{how}:{style}")
 
     # -- hard negatives: pods unwell without a crash loop ------------------------------------------
@@ -1142,8 +1100,7 @@ class Gen:
 # family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
 MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2), ("flux", 5), ("crash", 9), ("volume", 7),
-       ("down", 7), ("flux_suspended", 2.5), ("flux_progressing", 2.5), ("flux_lookalike", 2.5), ("prom_self", 6),
-       ("target_other", 5),
+       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
        ("pod_other", 5), ("crash_other", 6), ("storage_other", 4), ("exporter_alert", 14), ("heartbeat", 2),
        ("none", 12)]
 RESOLVED_SHARE = 0.07

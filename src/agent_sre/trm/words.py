@@ -247,30 +247,7 @@ SUSPEND_TEXT = [
     "suspend: true on {kind} {namespace}/{name}; its last reconciliation failed.",
     "Flux object {name} is not being reconciled because it is suspended.",
 ]
-FLUX_PROGRESS_WORDS = ["InProgress", "Progressing", "Reconciling", "Pending", "Waiting", "Ongoing", "Applying",
-                       "Upgrading", "Installing", "ReadyUnknown", "DependencyNotReady", "NotFinished"]
-FLUX_PROGRESS_REASONS = ["Progressing", "Progressing", "ProgressingWithRetry", "DependencyNotReady", "Reconciling"]
-# A Flux object the controller is still working on (Ready=Unknown): not a failure, nothing to reconcile.
-FLUX_PROGRESS_TEXT = [
-    "{kind} {namespace}/{name} is reconciling ({reason}); alerts of its namespace are held back meanwhile.",
-    "Flux is still applying {kind_l} {name} in {namespace}.",
-    "{kind} {name} ({namespace}) has been progressing for {minutes} minutes.",
-    "Reconciliation of {namespace}/{name} is in progress: {reason}.",
-    "{kind} {name} waits for its dependencies before Flux applies it.",
-    "The upgrade of {name} in {namespace} has not finished yet.",
-    "Readiness of {kind} {namespace}/{name} is Unknown while its controller works on it.",
-    "{name}: reconciliation started, not complete yet ({reason}).",
-]
-# Targets of one job down, worded the same whatever the job: only the job says whose targets they are.
-TARGET_TEXT = [
-    "{value}% of the {job}/{service} targets in {namespace} namespace are down.",
-    "A scrape target has disappeared; its exporter may have crashed.",
-    "The job {job} in {namespace} has had no target up for 5 minutes.",
-    "{job} target {instance} is missing",
-    "Targets of {job} are unreachable.",
-    "No successful scrape of {job} in the last 10 minutes.",
-]
-TARGET_SUMMARIES = ["One or more targets are unreachable.", "Target missing.", "Targets down."]
+FLUX_PROGRESS_WORDS = ["InProgress", "Progressing", "Reconciling", "Pending", "Waiting"]
 
 # Flux alerts from the community / homelab rule sets (composed, never copied).
 FLUX_SENTENCES = [
