@@ -83,7 +83,8 @@ class PreviewRow:
             "alertname": self.alert.name, "rule_group": self.rule_group, "source": self.source,
             "variant": self.variant, "labels": self.alert.labels,
             "lambda_function": d.lambda_function, "parameters": d.parameters, "method": d.method.value,
-            "stage": self.stage, "confidence": round(d.confidence, 4),
+            # Nothing decided (every stage abstained): no confidence to report, as the table's "-".
+            "stage": self.stage, "confidence": None if d.method == Method.NONE else round(d.confidence, 4),
             "gate": None if v is None else {"allowed": v.allowed, "code": v.code, "reason": v.reason},
             "outcome": self.outcome, "reasoning": d.reasoning, "fallthrough": d.fallthrough,
             "notes": self.notes,

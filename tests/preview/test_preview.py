@@ -93,6 +93,8 @@ def test_low_confidence_and_abstention_are_uncertain():
     assert low.verdict is not None and low.verdict.code == "low_confidence" and low.outcome == "uncertain"
     [mute] = preview_alerts([a], chain=Chain([Mute()]))
     assert mute.outcome == "uncertain" and mute.decision.fallthrough == ["mute: not sure"]
+    # Nothing was decided, so no confidence is claimed (the table prints "-")
+    assert mute.to_json()["confidence"] is None and low.to_json()["confidence"] == 0.5
 
 
 def test_manifest_list_and_multi_document_input_read_like_kustomize_output():
