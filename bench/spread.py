@@ -8,7 +8,9 @@ Each RUN_DIR is an ``agent-sre train --output-dir``: its ``metrics.json`` and it
 
 * held-out test split (from ``metrics.json``): exact (function and parameters), wrong remediations that
   pass the gate at the model's threshold (of those allowed), the same on validation. Each run is
-  tested on its own split (``train --seed`` seeds the split too), named by its seed and size;
+  tested on its own split (``train --seed`` seeds the split too), named by its seed and size. With
+  ``--data`` (the runs' training file) the gate figures are measured again through this checkout's
+  gate and packaged policy, so runs trained before a policy change are judged by today's gate;
 * the public dev set: ``score.py --strategy trm --json`` run in this checkout with ``MODEL_PATH`` set to
   the run's export: actionable alerts decided exactly, wrong remediations;
 * with ``--rules-dir``: the alerts real rule sets fire (``real_rules.py``, its labels): actionable alerts
@@ -72,6 +74,23 @@ def held_out(run: Path) -> dict[str, Any]:
             "val_wrong_gate": m["validation"]["chosen"]["wrong_allowed"]}
 
 
+def regate(run: Path, export: Path, data: list[Path]) -> dict[str, Any]:
+    """The held-out gate figures again, through this checkout's gate and packaged policy (the ones
+    in ``metrics.json`` are the gate's at training time): the run's own split of ``data``."""
+    from agent_sre.trm import records as R
+    from agent_sre.trm.evaluate import decision_rows, safety
+    from agent_sre.trm.infer import load_predictor
+
+    m = json.loads((run / "metrics.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    sp = R.split(R.labelled(R.merge(data)), seed=split["seed"], by=split.get("by", "name"))
+    if len(sp.test) != m["test"]["n"]:
+        raise SystemExit(f"{run}: --data gives a test split of {len(sp.test)} alerts, the run had {m['test']['n']}")
+    pred, thr = load_predictor(export), m["validation"]["threshold"]
+    t, v = safety(decision_rows(pred, sp.test), thr), safety(decision_rows(pred, sp.val), thr)
+    return {"test_wrong_gate": t["wrong_allowed"], "test_allowed": t["allowed"], "val_wrong_gate": v["wrong_allowed"]}
+
+
 def public(export: Path, score: Path) -> dict[str, Any]:
     """score.py decides through this checkout's ``agent-sre select``; its exit status only says whether
     its own target was met, so the JSON line is what counts."""
@@ -114,6 +133,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--rules-dir", type=Path, default=None, help="rule files for real_rules.py (skipped without)")
     ap.add_argument("--labels", type=Path, default=rr.LABELS)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--data", type=Path, action="append", default=None,
+                    help="the runs' training data: re-measure the held-out gate figures through this "
+                         "checkout's gate and policy instead of reading them from metrics.json")
     args = ap.parse_args(argv)
 
     scored = None
@@ -124,6 +146,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for run in args.runs:
         export = export_of(run)
         row: dict[str, Any] = {"run": run.name, **held_out(run)}
+        if args.data:
+            row.update(regate(run, export, args.data))
         if args.score.is_file():
             row.update(public(export, args.score))
         else:

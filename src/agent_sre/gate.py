@@ -3,7 +3,9 @@
 Models only propose. The gate enforces, in this order (the first failing check is the reason):
 
 1. never on resolved alerts; the plan step exists; catalog functions only; the function is
-   enabled in the policy; parameters are valid Kubernetes names/selectors;
+   enabled in the policy; parameters are valid Kubernetes names/selectors; a model's (TRM, LLM)
+   decision never for an informational alert (``severity`` in the policy's
+   ``informational_severities``: ``info``, ``none``);
 2. the target comes from the alert: at step 0 every target parameter must appear in the alert's
    labels (for a selector, every ``key=value`` term must be a label of the alert, key and value:
    the key as written, or as Prometheus and kube-state-metrics spell it; ``!=`` terms are
@@ -155,6 +157,10 @@ class Gate:
         target = target_of(params)
         if not self.policy.enabled(spec.name):
             return self._no("disabled", f"{spec.name} is disabled by the policy", mode, target)
+        sev = self.policy.informational(alert.labels) if decision.method in (Method.TRM, Method.LLM) else None
+        if sev:
+            return self._no("informational", f"severity={sev} marks the alert informational: models do not "
+                            f"remediate it (policy informational_severities); escalating instead", mode, target)
 
         why = (self._target_from_alert(alert, spec, params) if step_index == 0
                else self._target_from_result(decision, step_index, params, observed, previous))

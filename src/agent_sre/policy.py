@@ -93,6 +93,15 @@ class Policy(_Strict):
     # a Flux function must agree with the alert's `kind`. models: decisions that read labels without
     # a reviewed mapping (TRM, LLM and the rule authors' annotations); all: the runbook's rules too.
     provenance: Literal["models", "all", "off"] = "models"
+    # Alerts whose `severity` label is one of these are informational (kube-prometheus' `info`, the
+    # heartbeat's `none`): a model (TRM, LLM) never remediates them; the operator's runbook entries
+    # and rule annotations still may. [] turns it off.
+    informational_severities: list[str] = Field(default_factory=lambda: ["info", "none"])
+
+    def informational(self, alert_labels: dict[str, str]) -> str | None:
+        """The alert's severity when it is one of ``informational_severities`` (case-insensitive)."""
+        sev = (alert_labels.get("severity") or "").strip().lower()
+        return sev if sev and sev in {v.lower() for v in self.informational_severities} else None
 
     @model_validator(mode="after")
     def _known_functions(self) -> "Policy":

@@ -63,3 +63,37 @@ def test_each_run_is_read_from_its_directory_and_summarised(tmp_path, capsys):
     head = table["run"]
     col = head.index("test: wrong past gate")
     assert (table["**mean**"][col], table["**min**"][col], table["**max**"][col]) == ("5", "2", "8")
+
+
+def test_data_re_measures_the_gate_figures_through_todays_gate(tmp_path):
+    """A run's metrics.json carries the gate's figures from training time; with --data they are
+    measured again on the run's own split, through this checkout's gate and policy."""
+    import pytest
+
+    from agent_sre.trm import records as R
+    from agent_sre.trm.evaluate import decision_rows, safety
+    from agent_sre.trm.generator import generate
+    from agent_sre.trm.infer import load_predictor
+
+    data = tmp_path / "data.jsonl"
+    R.write_jsonl(data, generate(n=500, seed=3))
+    sp = R.split(R.labelled(R.merge([data])), seed=1, by="name")
+    metrics = json.loads((ROOT / "docs" / "trm" / "metrics-cpu.json").read_text())
+    metrics["test"]["n"] = len(sp.test)
+    metrics["test"]["through_gate"].update(wrong_allowed=99, allowed=99)  # stale: not what the gate says now
+    run = tmp_path / "s1"
+    shutil.copytree(ROOT / "src" / "agent_sre" / "data" / "model", run / "model")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "split.json").write_text(json.dumps({"seed": 1, "by": "name"}))
+
+    [row] = spread.main([str(run), "--data", str(data), "--score", str(tmp_path / "absent.py")])
+    pred = load_predictor(run / "model")
+    want_t = safety(decision_rows(pred, sp.test), metrics["validation"]["threshold"])
+    want_v = safety(decision_rows(pred, sp.val), metrics["validation"]["threshold"])
+    assert (row["test_allowed"], row["test_wrong_gate"]) == (want_t["allowed"], want_t["wrong_allowed"]) != (99, 99)
+    assert row["val_wrong_gate"] == want_v["wrong_allowed"]
+
+    metrics["test"]["n"] += 1  # another file than the run was trained on: refused, not silently re-measured
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="test split"):
+        spread.main([str(run), "--data", str(data), "--score", str(tmp_path / "absent.py")])

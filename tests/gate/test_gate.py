@@ -106,6 +106,26 @@ def test_low_confidence_mutating_action_escalates_but_read_only_passes():
     assert out.verdict.allowed and len(rec.triggers) == 1
 
 
+@pytest.mark.parametrize("severity", ["info", "INFO", "none"])
+def test_models_never_remediate_informational_alerts_but_the_operators_word_still_does(severity):
+    a = alert(alertname="FluxReconciliationInProgress", severity=severity, kind="HelmRelease", name="grafana",
+              exported_namespace="media")
+    restart = ("flux-reconcile-helmrelease", {"name": "grafana", "namespace": "media"}, 1.0)
+    out, rec = run(lambda _: restart, a)  # a model (FakeModel answers as the LLM stage)
+    assert out.verdict.code == "informational" and f"severity={severity.lower()}" in out.verdict.reason
+    assert rec.triggers == [] and len(rec.escalations) == 1
+    g = Gate()
+    for method, allowed in ((Method.TRM, False), (Method.LLM, False), (Method.RULES, True), (Method.STATIC, True)):
+        d = validated(*restart[:2], method=method, confidence=1.0)
+        assert g.check(a, d).allowed is allowed, method
+    # the same alert at another severity, and a policy that turns the rule off
+    warn = alert(alertname="FluxReconciliationInProgress", severity="warning", kind="HelmRelease", name="grafana",
+                 exported_namespace="media")
+    assert g.check(warn, validated(*restart[:2], method=Method.TRM, confidence=1.0)).allowed
+    off = Gate(policy=pol.parse("informational_severities: []"))
+    assert off.check(a, validated(*restart[:2], method=Method.TRM, confidence=1.0)).allowed
+
+
 def test_per_function_threshold_and_enable_switch_come_from_the_policy():
     p = pol.parse("""
 functions:
