@@ -52,8 +52,9 @@ class Verdict(BaseModel):
     reason: str
     mode: Mode = "dry_run"
     # ok | resolved | no_step | invalid | disabled | target | namespace | low_confidence |
-    # duplicate | storm | loop | cooldown | budget_target | budget_global | deferred (the incident
-    # desk holds the alert for its settle window; the verdict comes after it)
+    # duplicate | storm | loop | cooldown | budget_target | budget_global | informational (a model's
+    # decision on an informational alert) | deferred (the incident desk holds the alert for its
+    # settle window; the verdict comes after it)
     code: str = "ok"
     target: str | None = None
     # For a duplicate: what was reserved the first time ({function, target, params, mode, ts}).

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import catalog
 
@@ -98,10 +98,15 @@ class Policy(_Strict):
     # and rule annotations still may. [] turns it off.
     informational_severities: list[str] = Field(default_factory=lambda: ["info", "none"])
 
+    @field_validator("informational_severities")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:  # compared case-insensitively: kept in one spelling
+        return [s.strip().lower() for s in v]
+
     def informational(self, alert_labels: dict[str, str]) -> str | None:
         """The alert's severity when it is one of ``informational_severities`` (case-insensitive)."""
         sev = (alert_labels.get("severity") or "").strip().lower()
-        return sev if sev and sev in {v.lower() for v in self.informational_severities} else None
+        return sev if sev and sev in self.informational_severities else None
 
     @model_validator(mode="after")
     def _known_functions(self) -> "Policy":

@@ -29,7 +29,6 @@ An alert is never held for sharing only a namespace or a moment with others: unr
 from __future__ import annotations
 
 from collections import Counter
-
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
