@@ -74,16 +74,17 @@ def held_out(run: Path) -> dict[str, Any]:
             "val_wrong_gate": m["validation"]["chosen"]["wrong_allowed"]}
 
 
-def regate(run: Path, export: Path, data: list[Path]) -> dict[str, Any]:
+def regate(run: Path, export: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     """The held-out gate figures again, through this checkout's gate and packaged policy (the ones
-    in ``metrics.json`` are the gate's at training time): the run's own split of ``data``."""
-    from agent_sre.trm import records as R
+    in ``metrics.json`` are the gate's at training time): the run's own split of ``records`` (the
+    labelled records of ``--data``, read once for every run)."""
     from agent_sre.trm.evaluate import decision_rows, safety
     from agent_sre.trm.infer import load_predictor
+    from agent_sre.trm.records import split as split_records
 
     m = json.loads((run / "metrics.json").read_text())
     split = json.loads((run / "split.json").read_text())
-    sp = R.split(R.labelled(R.merge(data)), seed=split["seed"], by=split.get("by", "name"))
+    sp = split_records(records, seed=split["seed"], by=split.get("by", "name"))
     if len(sp.test) != m["test"]["n"]:
         raise SystemExit(f"{run}: --data gives a test split of {len(sp.test)} alerts, the run had {m['test']['n']}")
     pred, thr = load_predictor(export), m["validation"]["threshold"]
@@ -138,6 +139,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                          "checkout's gate and policy instead of reading them from metrics.json")
     args = ap.parse_args(argv)
 
+    records = None
+    if args.data:
+        from agent_sre.trm.records import labelled, merge
+
+        records = labelled(merge(args.data))
     scored = None
     if args.rules_dir:
         cases, _ = rr.build_cases(args.rules_dir, rr.load_labels(args.labels))
@@ -146,8 +152,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for run in args.runs:
         export = export_of(run)
         row: dict[str, Any] = {"run": run.name, **held_out(run)}
-        if args.data:
-            row.update(regate(run, export, args.data))
+        if records is not None:
+            row.update(regate(run, export, records))
         if args.score.is_file():
             row.update(public(export, args.score))
         else:
