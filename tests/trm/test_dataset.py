@@ -12,7 +12,8 @@ from agent_sre.alerts import Alert
 from agent_sre.chain.rules import RuleStage
 from agent_sre.decision import Abstain
 from agent_sre.trm import records
-from agent_sre.trm.generator import generate
+from agent_sre.trm import words
+from agent_sre.trm.generator import generate, template_id
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,23 @@ def test_split_deterministic_and_by_name_disjoint(recs):
     assert len(r.train) + len(r.val) + len(r.test) == len(recs)
     with pytest.raises(ValueError):
         records.split(recs, by="nope")
+
+
+def test_a_sentence_shared_by_families_is_one_template_held_out_for_all(recs):
+    # The same words on Prometheus' own target (a check) and on any other job's (no action): the job
+    # decides. Held out for one family only, training would see the words with one answer alone.
+    tid = template_id(words.PROM_DOWN_TEXT[1])
+    users = [r for r in recs if r["meta"]["template"] == tid]
+    assert {"down", "target-other"} <= {r["meta"]["family"] for r in users}
+    assert {r["expect"]["lambda_function"] for r in users} >= {None, "pod-check-status"}
+    assert template_id(words.PROM_DOWN_TEXT[0]) != tid
+    for seed in range(4):
+        s = records.split(recs, seed=seed)
+        held = set(s.info["held_out_templates"]["test"]) | set(s.info["held_out_templates"]["val"])
+        in_train = {r["meta"]["template"] for r in s.train}
+        assert not held & in_train
+        if tid in held:
+            assert not any(r["meta"]["template"] == tid for r in s.train)
 
 
 def test_merge_dedups_and_detects_conflicts(tmp_path, recs):

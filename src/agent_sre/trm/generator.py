@@ -32,6 +32,7 @@ lists in ``words``) changes the data.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import string
@@ -126,6 +127,13 @@ def _fmt(text: str, ctx: dict[str, Any]) -> str:
     return string.Formatter().vformat(text, (), _Ctx(ctx))
 
 
+def template_id(text: str) -> str:
+    """An annotation template's id, named by its text: a sentence that several families share (the same
+    words on a Prometheus target and on any other job's) is one template, so the by-template split holds it
+    out of training for every family at once, never for one label only."""
+    return "tmpl:" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def title_words(alertname: str) -> str:
     ws = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+", alertname)
     return " ".join([ws[0].capitalize()] + [x.lower() for x in ws[1:]]) if ws else alertname
@@ -185,7 +193,7 @@ class Gen:
             k2, t2 = templates[j]
             if k2 not in ann:
                 ann[k2] = t2.format(**ctx)
-        return ann, f"{family}:{i}"
+        return ann, template_id(text)
 
     def styled(self, family: str, sentences: list[str], summaries: list[str], labels: dict[str, str],
                ctx: dict[str, Any], *, area: str | None = None) -> tuple[dict[str, str], str, str]:
@@ -219,7 +227,7 @@ class Gen:
             ann["message"] = sentence
         else:
             return {}, f"{family}:none", style
-        return ann, f"{family}:{i}", style
+        return ann, template_id(sentences[i]), style
 
     def record(self, labels: dict[str, str], annotations: dict[str, str], expect: dict[str, Any], *,
                family: str, template: str, style: str, status: str = "firing") -> dict[str, Any]:
@@ -397,7 +405,8 @@ class Gen:
             ann["summary"] = f"{kind} {ns}/{name}"
         expect = (runbook_expect(self.f.book, labels, entry=self.f.kind_entry[kind]) if kind in self.f.kind_fn
                   else no_action_expect())
-        return self.record(labels, ann, expect, family="flux-event", template=f"flux-event:{i}", style="event:error")
+        return self.record(labels, ann, expect, family="flux-event", template=template_id(w.FLUX_EVENT_TEXT[i]),
+                           style="event:error")
 
     # -- flux: suspended objects named or described as such, and progressing ones (no action) ------
     def flux_suspended(self) -> dict[str, Any]:
@@ -442,7 +451,7 @@ class Gen:
             text = _fmt(w.SUSPEND_TEXT[i], ctx)
             ann = r.choice([{"summary": text}, {"description": text, "summary": f"{kind} {name} not ready"},
                             {"message": text}])
-            tmpl = f"flux-suspended:{i}"
+            tmpl = template_id(w.SUSPEND_TEXT[i])
         else:
             ann, tmpl, _ = self.styled("flux-suspended", w.SUSPEND_TEXT, ["Flux resource suspended"], labels, ctx,
                                        area="flux")

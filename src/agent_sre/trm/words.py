@@ -64,7 +64,8 @@ def style_name(parts: list[str], rng: random.Random) -> str:
 
 
 # --------------------------------------------------------------------------- annotation templates
-# Each template: (id, key, text). Ids are stable; the by-template split holds some out.
+# Each template: (key, text). Its id is named by its text (generator.template_id); the by-template split
+# holds some out.
 
 ANNOT: dict[str, list[tuple[str, str]]] = {
     "flux": [
