@@ -143,6 +143,20 @@ def test_a_sentence_shared_by_families_is_one_template_held_out_for_all(recs):
             assert not any(r["meta"]["template"] == tid for r in s.train)
 
 
+def test_flux_controller_labels_follow_the_object_kind(recs):
+    # gotk metrics come from the controller that reconciles the kind: a GitRepository alert whose rule
+    # dropped the kind label still carries source-controller's pod, never kustomize-controller's.
+    ctrl = {"flux-reconcile-gitrepository": "source-controller", "flux-reconcile-helmrelease": "helm-controller",
+            "flux-reconcile-kustomization": "kustomize-controller"}
+    seen = 0
+    for r in recs:
+        lab, fn = r["alert"]["labels"], r["expect"]["lambda_function"]
+        if r["meta"]["family"] == "flux" and fn in ctrl and lab.get("container") == "manager":
+            assert lab["pod"].startswith(ctrl[fn] + "-"), r
+            seen += "kind" not in lab
+    assert seen > 0
+
+
 def test_merge_dedups_and_detects_conflicts(tmp_path, recs):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     records.write_jsonl(a, recs[:100])

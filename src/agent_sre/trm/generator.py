@@ -492,10 +492,14 @@ class Gen:
         return self.record(labels, ann, no_action_expect(), family="flux-other", template=tmpl, style=style)
 
     # -- flux: the plain and legacy shapes ---------------------------------------------------------
-    def flux_labels(self, name: str, ns: str, kind: str | None, style: str) -> dict[str, str]:
+    def flux_labels(self, name: str, ns: str, kind: str | None, style: str, *,
+                    object_kind: str | None = None) -> dict[str, str]:
+        """Labels of a Flux alert; ``kind`` is the kind label it keeps (None: the rule dropped it),
+        ``object_kind`` the object's kind all the same: the controller whose metrics fired follows it."""
         r = self.r
         if style == "gotk":
-            ctrl = {"GitRepository": "source-controller", "HelmRelease": "helm-controller"}.get(kind or "", "kustomize-controller")
+            ctrl = {"GitRepository": "source-controller", "HelmRelease": "helm-controller"}.get(
+                object_kind or kind or "", "kustomize-controller")
             lab = {"name": name, "exported_namespace": ns, "namespace": "flux-system"}
             if kind:
                 lab["kind"] = kind
@@ -582,7 +586,7 @@ class Gen:
             if style == "ksm":
                 style = "gotk"  # the runbook only dispatches customresource_kind for supported kinds
         alertname = style_name(parts, r)
-        labels = {"alertname": alertname, **self.flux_labels(name, ns, label_kind, style)}
+        labels = {"alertname": alertname, **self.flux_labels(name, ns, label_kind, style, object_kind=kind)}
         if scenario == "missing_name":
             for k in ("name", "customresource_name"):
                 labels.pop(k, None)
