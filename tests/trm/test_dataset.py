@@ -11,8 +11,7 @@ from agent_sre import runbook as rb
 from agent_sre.alerts import Alert
 from agent_sre.chain.rules import RuleStage
 from agent_sre.decision import Abstain
-from agent_sre.trm import records
-from agent_sre.trm import words
+from agent_sre.trm import records, words
 from agent_sre.trm.generator import generate, template_id
 
 
