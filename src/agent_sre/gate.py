@@ -11,7 +11,9 @@ Models only propose. The gate enforces, in this order (the first failing check i
    the key as written, or as Prometheus and kube-state-metrics spell it; ``!=`` terms are
    refused) and, for decisions that read labels without a reviewed mapping (the models and the
    rule author's annotations; the policy's ``provenance``), under a label that names that kind of
-   object; at later steps the target must be one the previous step observed (its result), in the
+   object, and never a Flux reconcile that the alert's own words contradict (it says its object is
+   suspended, or it has no kind label and its name names another kind: agent_sre.alert_words);
+   at later steps the target must be one the previous step observed (its result), in the
    same namespace as the step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
    Flux reconcile requests), ``allow`` (if set, mutating actions only there);
@@ -38,7 +40,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from . import catalog
+from . import alert_words, catalog
 from .alerts import Alert, label_fingerprint
 from .decision import Decision, Method
 from .policy import Policy, default as default_policy, strictest
@@ -243,6 +245,10 @@ class Gate:
             k = alert.labels.get(key)
             if spec.kind and k and k.lower() != spec.kind.lower():
                 return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
+        if spec.kind in alert_words.FLUX_KINDS:
+            why = Gate._flux_words(alert, spec)
+            if why:
+                return why
         ns = params.get("namespace")
         if ns is not None:
             keys = [k for k, v in alert.labels.items() if v == ns]
@@ -257,6 +263,21 @@ class Gate:
         if not any(_names_kind(k, allowed) for k in keys):
             return (f"name={name!r} comes from label(s) {', '.join(sorted(keys))}, none of which names what "
                     f"{spec.name} acts on (expected a label like {', '.join(allowed)})")
+        return None
+
+    @staticmethod
+    def _flux_words(alert: Alert, spec: catalog.FunctionSpec) -> str | None:
+        """A Flux reconcile the alert's own words contradict: it says its object is suspended, or,
+        without a kind label, its name names another kind (see agent_sre.alert_words)."""
+        if alert_words.says_suspended(alert.labels):
+            return (f"the alert says its object is suspended (its name, or suspended=true); {spec.name} would "
+                    "reconcile an object someone stopped on purpose")
+        if any(alert.labels.get(key) for key in ("kind", "customresource_kind")):
+            return None
+        named = alert_words.flux_kinds_named(alert.labels, alert.annotations)
+        if named and spec.kind not in named:
+            return (f"the alert has no kind label and its words name {' and '.join(sorted(named))}, not "
+                    f"{spec.kind}: {spec.name} would act on a guessed kind")
         return None
 
     @staticmethod
