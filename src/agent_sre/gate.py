@@ -11,9 +11,9 @@ Models only propose. The gate enforces, in this order (the first failing check i
    the key as written, or as Prometheus and kube-state-metrics spell it; ``!=`` terms are
    refused) and, for decisions that read labels without a reviewed mapping (the models and the
    rule author's annotations; the policy's ``provenance``), under a label that names that kind of
-   object, and never a Flux reconcile that the alert's own words contradict (it says its object is
-   suspended, or it has no kind label and its name names another kind: agent_sre.alert_words);
-   at later steps the target must be one the previous step observed (its result), in the
+   object; a model's (TRM, LLM) Flux reconcile must not be one the alert's own words contradict
+   (it says its object is suspended, or it has no kind label and its name names another kind:
+   agent_sre.alert_words); at later steps the target must be one the previous step observed (its result), in the
    same namespace as the step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
    Flux reconcile requests), ``allow`` (if set, mutating actions only there);
@@ -47,6 +47,8 @@ from .policy import Policy, default as default_policy, strictest
 from .state import Action, Limits, StateStore
 
 Mode = Literal["execute", "dry_run", "suggest"]
+# The methods whose decisions are proposals, not the operator's word (runbook, annotations).
+_MODELS = (Method.TRM, Method.LLM)
 
 
 class Verdict(BaseModel):
@@ -160,7 +162,7 @@ class Gate:
         target = target_of(params)
         if not self.policy.enabled(spec.name):
             return self._no("disabled", f"{spec.name} is disabled by the policy", mode, target)
-        sev = self.policy.informational(alert.labels) if decision.method in (Method.TRM, Method.LLM) else None
+        sev = self.policy.informational(alert.labels) if decision.method in _MODELS else None
         if sev:
             return self._no("informational", f"severity={sev} marks the alert informational: models do not "
                             f"remediate it (policy informational_severities); escalating instead", mode, target)
@@ -169,6 +171,8 @@ class Gate:
                else self._target_from_result(decision, step_index, params, observed, previous))
         if not why and step_index == 0 and self._check_provenance(decision):
             why = self._target_label_kind(alert, spec, params)
+        if not why and step_index == 0 and decision.method in _MODELS and spec.kind in alert_words.FLUX_KINDS:
+            why = self._flux_words(alert, spec)
         if why:
             return self._no("target", why, mode, target)
 
@@ -245,10 +249,6 @@ class Gate:
             k = alert.labels.get(key)
             if spec.kind and k and k.lower() != spec.kind.lower():
                 return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
-        if spec.kind in alert_words.FLUX_KINDS:
-            why = Gate._flux_words(alert, spec)
-            if why:
-                return why
         ns = params.get("namespace")
         if ns is not None:
             keys = [k for k, v in alert.labels.items() if v == ns]

@@ -337,6 +337,23 @@ def test_a_kindless_flux_alert_whose_name_names_another_kind_is_refused(alertnam
         assert out.verdict.code == "target" and "guessed kind" in out.verdict.reason
 
 
+def test_the_rule_authors_annotation_is_not_second_guessed_by_the_alerts_words():
+    from agent_sre.chain.annotations import AnnotationStage
+
+    # The author wrote the kind down: that is the operator's word, not a model's guess.
+    a = alert(alertname="FluxHelmStuckForLong", **{"name": "grafana", "exported_namespace": "mon"},
+              annotations={"lambda_function": "flux-reconcile-kustomization",
+                           "lambda_parameters": '{"name": "grafana", "namespace": "mon"}'})
+    rec = Recorder()
+    [out] = Agent(chain=Chain([AnnotationStage()]), broker=rec, gate=Gate()).handle_alerts([a])
+    assert out.decision.method.value == "static_annotation"
+    assert out.verdict.allowed, out.verdict.reason
+    assert len(rec.triggers) == 1
+    # The same proposal from a model is refused.
+    out, rec = run(lambda _: ("flux-reconcile-kustomization", {"name": "grafana", "namespace": "mon"}, 0.99), a)
+    assert not out.verdict.allowed and "guessed kind" in out.verdict.reason and rec.triggers == []
+
+
 def test_the_alerts_kind_label_outranks_its_name():
     a = alert(alertname="FluxHelmStuff", kind="Kustomization", **{"name": "grafana", "exported_namespace": "mon"})
     out, _ = run(lambda _: ("flux-reconcile-kustomization", {"name": "grafana", "namespace": "mon"}, 0.99), a)
