@@ -51,12 +51,17 @@ FLUX_KINDS = frozenset({"Kustomization", "HelmRelease", "GitRepository"})
 _SUSPENDED_WORDS = {"suspend", "suspended", "suspension", "paused", "pause"}
 _PROSE = ("summary", "description", "message")
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 
 def words(text: str) -> list[str]:
-    """``FluxHelmReleaseNotReady`` -> ``flux helm release not ready``; ``OCIRepository`` -> ``oci repository``."""
-    return [w.lower() for w in _WORD.findall(text)]
+    """An alert name's words, the one splitter the gate, the TRM's encoder and the incident desk
+    share: ``FluxHelmReleaseNotReady`` -> [flux, helm, release, not, ready], ``OCIRepository`` ->
+    [oci, repository]; snake_case, kebab-case and dotted names too."""
+    out: list[str] = []
+    for part in re.split(r"[^A-Za-z0-9]+", text or ""):
+        out.extend(w.lower() for w in _CAMEL.findall(part))
+    return out
 
 
 def _kinds_in(ws: list[str], short: bool) -> set[str]:

@@ -49,6 +49,8 @@ from .state import Action, Limits, StateStore
 Mode = Literal["execute", "dry_run", "suggest"]
 # The methods whose decisions are proposals, not the operator's word (runbook, annotations).
 _MODELS = (Method.TRM, Method.LLM)
+# The labels that say which kind of object an alert is about (gotk_* metrics; kube-state-metrics).
+_KIND_LABELS = ("kind", "customresource_kind")
 
 
 class Verdict(BaseModel):
@@ -245,7 +247,7 @@ class Gate:
         """The right string from the wrong label is still the wrong target: the name must sit under
         a label that names that kind of object, and a kind-specific function must agree with the
         alert's own ``kind`` label."""
-        for key in ("kind", "customresource_kind"):
+        for key in _KIND_LABELS:
             k = alert.labels.get(key)
             if spec.kind and k and k.lower() != spec.kind.lower():
                 return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
@@ -272,7 +274,7 @@ class Gate:
         if alert_words.says_suspended(alert.labels):
             return (f"the alert says its object is suspended (its name, or suspended=true); {spec.name} would "
                     "reconcile an object someone stopped on purpose")
-        if any(alert.labels.get(key) for key in ("kind", "customresource_kind")):
+        if any(alert.labels.get(key) for key in _KIND_LABELS):
             return None
         named = alert_words.flux_kinds_named(alert.labels, alert.annotations)
         if named and spec.kind not in named:

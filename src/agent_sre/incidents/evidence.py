@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..alert_words import words  # ``KubeNodeNotReady`` → [kube, node, not, ready]
 from ..alerts import Alert, label_fingerprint
 
 # Flux kinds: what can fail upstream of what.
@@ -54,7 +55,6 @@ _MESSAGE_KEYS = ("message", "description", "summary")
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 _RS_POD = re.compile(rf"^(?P<rs>(?P<deploy>[a-z0-9]([-a-z0-9]*[a-z0-9])?)-(?P<hash>[{_SAFE}]{{5,10}}))-[{_SAFE}]{{5}}$")
 
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _OUTAGE = re.compile(r"not ?ready|unreachable|\bdown\b|\blost\b|offline|unavailable|not responding", re.I)
 # "<Kind> '<ns>/<name>'", "<Kind>/<ns>/<name>", "<Kind> <ns>/<name>", "<Kind> '<name>'" in a message.
 _REF = re.compile(r"\b(?P<kind>GitRepository|OCIRepository|Bucket|HelmRepository|HelmChart|Kustomization|HelmRelease)"
@@ -74,14 +74,6 @@ def started_at(value: str | None) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def words(name: str) -> list[str]:
-    """``KubeNodeNotReady`` → [kube, node, not, ready] (CamelCase, snake, kebab)."""
-    out: list[str] = []
-    for part in re.split(r"[^A-Za-z0-9]+", name or ""):
-        out.extend(w.lower() for w in _CAMEL.findall(part))
-    return out
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .. import catalog
+from ..alert_words import words as split_name  # ``KubePodCrashLooping`` → [kube, pod, crash, looping]
 from ..alerts import Alert
 from ..decision import Decision, InvalidProposal, Method, validated
 
@@ -62,16 +63,7 @@ MAX_INDEX = 32
 ANNOTATION_KEYS = ("summary", "message", "description")
 _ALERTNAME_KEY = "__alertname__"
 
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[._/:-][A-Za-z0-9]+)*")
-
-
-def split_name(name: str) -> list[str]:
-    """``KubePodCrashLooping`` → [kube, pod, crash, looping]; also snake_case / kebab / dotted."""
-    out: list[str] = []
-    for part in re.split(r"[^A-Za-z0-9]+", name or ""):
-        out.extend(w.lower() for w in _CAMEL.findall(part))
-    return out
 
 
 def text_words(text: str) -> list[str]:
