@@ -32,7 +32,7 @@ from _support import LoopbackSink, free_port, stop, wait_up
 
 POLICY = """
 mode: dry_run
-defaults: {cooldown_seconds: 0}
+defaults: {enabled: true, cooldown_seconds: 0}
 functions: {pod-restart: {cooldown_seconds: 0}}
 budget: {per_target_per_hour: 1000000, global_per_hour: 1000000}
 storm: {distinct_targets: 1000000}

@@ -162,8 +162,9 @@ class Gate:
                 mode = strictest(mode, earned)
         approvable = mode == "suggest" and ceiling != "suggest"
         target = target_of(params)
-        if not self.policy.enabled(spec.name):
-            return self._no("disabled", f"{spec.name} is disabled by the policy", mode, target)
+        off = self.policy.disabled_reason(spec.name)
+        if off:
+            return self._no("disabled", off, mode, target)
         sev = self.policy.informational(alert.labels) if decision.method in _MODELS else None
         if sev:
             return self._no("informational", f"severity={sev} marks the alert informational: models do not "

@@ -40,7 +40,9 @@ class FunctionPolicy(_Strict):
 
 
 class Defaults(_Strict):
-    enabled: bool = True
+    # Off unless written down: a policy file without a ``defaults`` block must not switch on every
+    # function it does not name (fail closed, like the packaged file).
+    enabled: bool = False
     min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     cooldown_seconds: float = Field(default=300, ge=0)
 
@@ -123,6 +125,15 @@ class Policy(_Strict):
     def enabled(self, name: str) -> bool:
         v = self._fn(name).enabled
         return self.defaults.enabled if v is None else v
+
+    def disabled_reason(self, name: str) -> str | None:
+        """Why ``name`` may not run at all (None: it is enabled). The gate and the functions both
+        give this reason, so an operator reads why a function is off the same way in both."""
+        if self.enabled(name):
+            return None
+        if self._fn(name).enabled is False:
+            return f"{name} is disabled by the policy"
+        return f"{name} is not enabled by the policy (not enabled: true under functions, and defaults.enabled is false)"
 
     def min_confidence(self, name: str) -> float:
         v = self._fn(name).min_confidence

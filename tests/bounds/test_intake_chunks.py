@@ -27,7 +27,7 @@ from tests.helpers import serve_asgi
 
 POLICY = """
 mode: dry_run
-defaults: {cooldown_seconds: 0}
+defaults: {enabled: true, cooldown_seconds: 0}
 budget: {per_target_per_hour: 100000, global_per_hour: 100000}
 storm: {distinct_targets: 100000}
 """

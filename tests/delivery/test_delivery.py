@@ -31,7 +31,8 @@ from tests.delivery.sinks import StatusSink
 from tests.helpers import serve_asgi
 from tests.keys import AGENT, agent_trust, by_functions
 
-EXECUTE = pol.parse("mode: execute\ndefaults: {cooldown_seconds: 0}\nfunctions: {pod-restart: {cooldown_seconds: 0}}")
+EXECUTE = pol.parse("mode: execute\ndefaults: {enabled: true, cooldown_seconds: 0}\n"
+                    "functions: {pod-restart: {cooldown_seconds: 0}}")
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from tests.keys import key_files
 
 POLICY = """
 mode: execute
-defaults: {cooldown_seconds: 0}
+defaults: {enabled: true, cooldown_seconds: 0}
 functions: {pod-restart: {cooldown_seconds: 0}}
 budget: {per_target_per_hour: 100000, global_per_hour: 100000}
 storm: {distinct_targets: 100000}

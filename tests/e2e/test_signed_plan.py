@@ -145,5 +145,5 @@ def test_two_step_plan_completes_with_auth_token_and_signed_events(tmp_path, key
 def _policy(tmp_path: Path) -> Path:
     p = tmp_path / "policy.yaml"
     # autonomy off: the restart of step 1 runs at once (tests/e2e/test_e2e_loop.py asks a person first)
-    p.write_text("mode: execute\ndefaults: {cooldown_seconds: 0}\nautonomy: {enabled: false}\n")
+    p.write_text("mode: execute\ndefaults: {enabled: true, cooldown_seconds: 0}\nautonomy: {enabled: false}\n")
     return p

@@ -24,7 +24,7 @@ from tests.helpers import EventSink, serve_asgi
 
 BURST_POLICY = """
 mode: execute
-defaults: {cooldown_seconds: 0}
+defaults: {enabled: true, cooldown_seconds: 0}
 functions: {pod-restart: {cooldown_seconds: 0}}
 budget: {per_target_per_hour: 2, global_per_hour: 60}
 storm: {distinct_targets: 1000}

@@ -25,6 +25,7 @@ from tests.helpers import serve_asgi
 from tests.keys import AGENT, ATTACKER, FUNCTIONS, agent_trust
 
 DOWN = alert(alertname="PrometheusServiceDown", namespace="monitoring", pod="prometheus-0", fingerprint="f1")
+EXECUTE = pol.parse("mode: execute\ndefaults: {enabled: true}")
 
 
 def forged(rid="forged-1", target="prometheus-1"):
@@ -44,7 +45,7 @@ def forged(rid="forged-1", target="prometheus-1"):
 ])
 def test_a_forged_result_does_not_drive_the_second_step(how, status, reason):
     rec = Recorder()
-    agent = Agent(chain=Chain([RuleStage()]), broker=rec, gate=Gate(policy=pol.parse("mode: execute")),
+    agent = Agent(chain=Chain([RuleStage()]), broker=rec, gate=Gate(policy=EXECUTE),
                   trust=agent_trust())
     with serve_asgi(create_app(agent, auth_token="s3cret")) as url:
         r = httpx.post(url + "/webhook", json={"version": "4", "status": "firing",
@@ -79,7 +80,7 @@ def test_a_forged_reply_on_the_delivery_path_is_ignored():
             return forged() if data(event)["lambda_function"] == "pod-check-status" else None
 
     liar = Liar()
-    agent = Agent(chain=Chain([RuleStage()]), broker=liar, gate=Gate(policy=pol.parse("mode: execute")),
+    agent = Agent(chain=Chain([RuleStage()]), broker=liar, gate=Gate(policy=EXECUTE),
                   trust=agent_trust())
     [out] = agent.handle_alerts([DOWN])
     assert [data(t)["lambda_function"] for t in liar.triggers] == ["pod-check-status"]

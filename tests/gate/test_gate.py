@@ -9,7 +9,7 @@ from agent_sre.agent import Agent
 from agent_sre.chain.chain import Chain
 from agent_sre.decision import validated, Method
 from agent_sre.gate import Gate
-from agent_sre.policy import Policy, PolicyError
+from agent_sre.policy import Defaults, Policy, PolicyError
 from agent_sre.server import agent_from_env, app_from_env
 from agent_sre.settings import SettingsError
 from tests.gate.support import FakeModel, Recorder, alert, data
@@ -122,12 +122,13 @@ def test_models_never_remediate_informational_alerts_but_the_operators_word_stil
     warn = alert(alertname="FluxReconciliationInProgress", severity="warning", kind="HelmRelease", name="grafana",
                  exported_namespace="media")
     assert g.check(warn, validated(*restart[:2], method=Method.TRM, confidence=1.0)).allowed
-    off = Gate(policy=pol.parse("informational_severities: []"))
+    off = Gate(policy=pol.parse("defaults: {enabled: true}\ninformational_severities: []"))
     assert off.check(a, validated(*restart[:2], method=Method.TRM, confidence=1.0)).allowed
 
 
 def test_per_function_threshold_and_enable_switch_come_from_the_policy():
     p = pol.parse("""
+defaults: {enabled: true}
 functions:
   pod-restart: {min_confidence: 0.5}
   flux-reconcile-helmrelease: {enabled: false}
@@ -140,8 +141,20 @@ functions:
     assert out.verdict.code == "disabled" and rec.triggers == []
 
 
+def test_a_policy_without_defaults_leaves_the_functions_it_does_not_name_off():
+    p = pol.parse("functions:\n  pod-restart: {enabled: true}\n")  # no `defaults` block: fail closed
+    g = Gate(policy=p)
+    a = alert(namespace="media", pod="jellyfin-1", persistentvolumeclaim="data-jellyfin-0")
+    out, rec = run(lambda _: ("check-pvc-status", {"name": "data-jellyfin-0", "namespace": "media"}, 1.0), a, g)
+    assert not out.verdict.allowed and out.verdict.code == "disabled"
+    assert "check-pvc-status is not enabled by the policy" in out.verdict.reason and rec.triggers == []
+    out, rec = run(lambda _: ("pod-restart", {"name": "jellyfin-1", "namespace": "media"}, 1.0), a, g)
+    assert out.verdict.allowed, out.verdict.reason
+    assert [data(t)["lambda_function"] for t in rec.triggers] == ["pod-restart"]
+
+
 def test_namespace_allow_and_deny_lists():
-    p = pol.parse("namespaces: {allow: [media], deny: [secret]}")
+    p = pol.parse("defaults: {enabled: true}\nnamespaces: {allow: [media], deny: [secret]}")
     g = Gate(policy=p)
     out, _ = run(lambda _: ("pod-restart", {"name": "x-1", "namespace": "games"}, 1.0),
                  alert(namespace="games", pod="x-1"), g)
@@ -158,7 +171,7 @@ def test_namespace_allow_and_deny_lists():
 
 @pytest.mark.parametrize("mode,triggers,dry", [("execute", 1, False), ("dry_run", 1, True), ("suggest", 0, None)])
 def test_modes(mode, triggers, dry):
-    g = Gate(policy=pol.parse(f"mode: {mode}"))
+    g = Gate(policy=pol.parse(f"mode: {mode}\ndefaults: {{enabled: true}}"))
     out, rec = run(lambda _: ("pod-restart", {"name": "x-1", "namespace": "media"}, 1.0),
                    alert(namespace="media", pod="x-1"), g)
     assert out.verdict.allowed and out.verdict.mode == mode
@@ -429,13 +442,14 @@ def test_provenance_covers_models_and_annotations_by_default_rules_when_asked_an
     a = alert(alertname="SomethingWrong", namespace="apps", service="web")
     out, _ = run(lambda _: ("pod-restart", {"name": "web", "namespace": "apps", "type": "deployment"}, 0.99), a)
     assert not out.verdict.allowed
-    lax = Gate(policy=Policy(provenance="off"))
+    lax = Gate(policy=Policy(provenance="off", defaults=Defaults(enabled=True)))
     out, _ = run(lambda _: ("pod-restart", {"name": "web", "namespace": "apps", "type": "deployment"}, 0.99), a, lax)
     assert out.verdict.allowed, out.verdict.reason
     from agent_sre.chain.rules import RuleStage
 
     crash = alert(namespace="apps", pod="web-1")  # a runbook rule: its mapping (name <- pod) is reviewed
     for how in ("models", "all"):
-        agent = Agent(chain=Chain([RuleStage()]), broker=Recorder(), gate=Gate(policy=Policy(provenance=how)))
+        gate = Gate(policy=Policy(provenance=how, defaults=Defaults(enabled=True)))
+        agent = Agent(chain=Chain([RuleStage()]), broker=Recorder(), gate=gate)
         [out] = agent.handle_alerts([crash])
         assert out.decision.method.value == "rule_based" and out.verdict.allowed, out.verdict.reason

@@ -26,7 +26,8 @@ def make(policy: str = "mode: execute", state: SQLiteState | None = None) -> tup
     """An inline agent proposing the two-step plan, with every ``_step`` call's index recorded."""
     rec = Recorder()
     agent = Agent(chain=Chain([FakeModel(lambda _: ("pod-check-status", {"namespace": "monitoring"}, 1.0, PLAN))]),
-                  broker=rec, gate=Gate(policy=pol.parse(policy + "\ndefaults: {cooldown_seconds: 0}"), state=state),
+                  broker=rec, gate=Gate(policy=pol.parse(policy + "\ndefaults: {enabled: true, cooldown_seconds: 0}"),
+                                      state=state),
                   trust=agent_trust())
     steps: list[int] = []
     inner = agent._step

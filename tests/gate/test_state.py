@@ -176,7 +176,7 @@ def test_replaying_the_same_alert_five_times_triggers_once_and_escalates_nothing
 
 def test_gate_with_state_refuses_second_occurrence_within_cooldown_and_says_why(store):
     rec = Recorder()
-    gate = Gate(policy=pol.parse("budget: {per_target_per_hour: 10}"), state=store.open())
+    gate = Gate(policy=pol.parse("defaults: {enabled: true}\nbudget: {per_target_per_hour: 10}"), state=store.open())
     agent = Agent(chain=Chain([FakeModel(lambda _: ("pod-restart", {"name": "x-1", "namespace": "media"}, 1.0))]),
                   broker=rec, gate=gate)
     agent.handle_alerts([alert(namespace="media", pod="x-1", starts="2026-11-25T08:00:00Z")])

@@ -87,7 +87,7 @@ class Rig:
 
 def make(tmp_path, policy: str = "mode: execute", store: LoopStore | None = None, clock: Clock | None = None,
          **settings: Any) -> Rig:
-    p = pol.parse(policy)
+    p = pol.parse("defaults: {enabled: true}\n" + policy)  # every function on; ``policy`` adds the rest
     clock = clock or Clock()
     store = store or SQLiteLoopStore(tmp_path / "state.db")
     audit = Audit(tmp_path / "audit.jsonl")

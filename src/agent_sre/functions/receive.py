@@ -121,8 +121,9 @@ class Receiver:
     def _policy(self, name: str, params: dict[str, Any]) -> bool:
         """Refused(403) where the policy forbids the run; else whether it must be a dry run."""
         spec = catalog.get(name)
-        if not self.policy.enabled(name):
-            raise Refused(403, "policy", f"{name} is disabled by the policy")
+        off = self.policy.disabled_reason(name)
+        if off:
+            raise Refused(403, "policy", off)
         why = self.policy.namespace_refusal(spec, params.get("namespace"))
         if why:
             raise Refused(403, "policy", why)
