@@ -12,8 +12,8 @@ Models only propose. The gate enforces, in this order (the first failing check i
    refused) and, for decisions that read labels without a reviewed mapping (the models and the
    rule author's annotations; the policy's ``provenance``), under a label that names that kind of
    object; a model's (TRM, LLM) Flux reconcile must not be one the alert's own words contradict
-   (it says its object is suspended, or it has no kind label and its name names another kind:
-   agent_sre.alert_words); at later steps the target must be one the previous step observed
+   (it says its object is suspended, or it has no kind label and its words name another kind,
+   or name none and the proposal is not a Kustomization: agent_sre.alert_words); at later steps the target must be one the previous step observed
    (its result), in the same namespace as the step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
    Flux reconcile requests), ``allow`` (if set, mutating actions only there);
@@ -175,7 +175,7 @@ class Gate:
         if not why and step_index == 0 and self._check_provenance(decision):
             why = self._target_label_kind(alert, spec, params)
         if not why and step_index == 0 and decision.method in _MODELS and spec.kind in alert_words.FLUX_KINDS:
-            why = self._flux_words(alert, spec)
+            why = self._flux_words(alert, spec, params)
         if why:
             return self._no("target", why, mode, target)
 
@@ -269,9 +269,10 @@ class Gate:
         return None
 
     @staticmethod
-    def _flux_words(alert: Alert, spec: catalog.FunctionSpec) -> str | None:
-        """A Flux reconcile the alert's own words contradict: it says its object is suspended, or,
-        without a kind label, its name names another kind (see agent_sre.alert_words)."""
+    def _flux_words(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
+        """A Flux reconcile the alert's own words do not back: it says its object is suspended, or,
+        without a kind label, its words name another kind, or name no kind and the proposal is not
+        a Kustomization (see agent_sre.alert_words)."""
         if alert_words.says_suspended(alert.labels):
             return (f"the alert says its object is suspended (its name, or suspended=true); {spec.name} would "
                     "reconcile an object someone stopped on purpose")
@@ -281,6 +282,15 @@ class Gate:
         if named and spec.kind not in named:
             return (f"the alert has no kind label and its words name {' and '.join(sorted(named))}, not "
                     f"{spec.kind}: {spec.name} would act on a guessed kind")
+        # Nothing names a kind: the runbook reads such an alert as its Kustomization's. Another kind
+        # needs a word for it, or a name taken from a label that names the kind (``helmrelease``).
+        if not named and spec.kind != "Kustomization":
+            specific = tuple(f for f in (spec.labels_for_name(params) or ()) if f != "name")
+            name = params.get("name")
+            if not any(v == name and _names_kind(k, specific) for k, v in alert.labels.items()):
+                return (f"the alert has no kind label and nothing in it names a {spec.kind}; a Flux alert "
+                        f"that names no kind is read as its Kustomization's: {spec.name} would act on a "
+                        "guessed kind")
         return None
 
     @staticmethod

@@ -336,6 +336,12 @@ def test_flux_function_must_agree_with_the_alerts_kind():
     # A name that says no kind leaves the choice to the runbook's semantics (kind-less -> Kustomization).
     ("FluxReconciliationFailure", {}, "flux-reconcile-kustomization", True),
     ("GitOpsSyncFailed", {}, "flux-reconcile-kustomization", True),  # "GitOps" names no kind
+    # ...and so another kind needs a word for it (seen on a held-out split: "GitOps object X out of
+    # sync" answered with a GitRepository).
+    ("FluxControllerFailure", {"summary": "GitOps object grafana out of sync"}, "flux-reconcile-gitrepository", False),
+    ("FluxReconciliationFailure", {}, "flux-reconcile-helmrelease", False),
+    ("FluxReconciliationFailure", {"summary": "GitRepository grafana cannot be fetched"},
+     "flux-reconcile-gitrepository", True),
     # In prose only a kind's full name counts: "release" there is any release.
     ("FluxReconciliationFailure", {"summary": "HelmRelease grafana failed"}, "flux-reconcile-kustomization", False),
     ("FluxReconciliationFailure", {"summary": "grafana failed after the last release"},
@@ -348,6 +354,14 @@ def test_a_kindless_flux_alert_whose_name_names_another_kind_is_refused(alertnam
     assert len(rec.triggers) == int(ok)
     if not ok:
         assert out.verdict.code == "target" and "guessed kind" in out.verdict.reason
+
+
+def test_a_kindless_alert_whose_name_comes_from_a_kind_label_needs_no_other_word():
+    # `helmrelease="grafana"`: the label key names the kind the alert's words do not.
+    a = alert(alertname="FluxReconciliationFailure", **{"helmrelease": "grafana", "exported_namespace": "mon"})
+    out, rec = run(lambda _: ("flux-reconcile-helmrelease", {"name": "grafana", "namespace": "mon"}, 0.99), a)
+    assert out.verdict.allowed, out.verdict.reason
+    assert len(rec.triggers) == 1
 
 
 def test_the_rule_authors_annotation_is_not_second_guessed_by_the_alerts_words():
