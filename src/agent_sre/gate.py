@@ -76,6 +76,11 @@ class Verdict(BaseModel):
         return self.code == "duplicate"
 
 
+def _keys_holding(alert: Alert, value: Any) -> list[str]:
+    """The alert's label keys whose value is ``value``: where a parameter was taken from."""
+    return [k for k, v in alert.labels.items() if v == value]
+
+
 def _names_kind(key: str, fragments: tuple[str, ...]) -> bool:
     """``pod`` names a pod in ``pod``, ``pod_name``, ``exported_pod``; a generic fragment such as
     ``name`` only matches the key itself (``job_name`` does not name a Flux object)."""
@@ -255,7 +260,7 @@ class Gate:
                 return f"the alert is about a {k} ({key}={k}); {spec.name} acts on a {spec.kind}"
         ns = params.get("namespace")
         if ns is not None:
-            keys = [k for k, v in alert.labels.items() if v == ns]
+            keys = _keys_holding(alert, ns)
             if not any(_names_kind(k, ("namespace",)) for k in keys):
                 return (f"namespace={ns!r} comes from label(s) {', '.join(sorted(keys))}, none of which names a "
                         "namespace")
@@ -263,7 +268,7 @@ class Gate:
         name = params.get("name")
         if allowed is None or name is None:
             return None
-        keys = [k for k, v in alert.labels.items() if v == name]
+        keys = _keys_holding(alert, name)
         if not any(_names_kind(k, allowed) for k in keys):
             return (f"name={name!r} comes from label(s) {', '.join(sorted(keys))}, none of which names what "
                     f"{spec.name} acts on (expected a label like {', '.join(allowed)})")
@@ -287,8 +292,7 @@ class Gate:
         # needs a word for it, or a name taken from a label that names the kind (``helmrelease``).
         if not named and spec.kind != "Kustomization":
             specific = tuple(f for f in (spec.labels_for_name(params) or ()) if f != "name")
-            name = params.get("name")
-            if not any(v == name and _names_kind(k, specific) for k, v in alert.labels.items()):
+            if not any(_names_kind(k, specific) for k in _keys_holding(alert, params.get("name"))):
                 return (f"the alert has no kind label and nothing in it names a {spec.kind}; a Flux alert "
                         f"that names no kind is read as its Kustomization's: {spec.name} would act on a "
                         "guessed kind")
