@@ -13,10 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import catalog
+from . import catalog, yaml_config
 
 Mode = Literal["execute", "dry_run", "suggest"]
 # Higher is more restrictive; the effective mode is the most restrictive that applies.
@@ -191,8 +190,8 @@ def default() -> Policy:
 
 def parse(text: str, origin: str = "policy") -> Policy:
     try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
+        doc = yaml_config.load(text) or {}
+    except yaml_config.YAMLError as e:
         raise PolicyError(f"{origin}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise PolicyError(f"{origin}: expected a mapping at the top level")

@@ -12,10 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import catalog
+from . import catalog, yaml_config
 from .alerts import Alert
 from .settings import RunbookSettings
 from .settings import load as load_settings
@@ -132,7 +131,10 @@ def default_path() -> Path:
 
 
 def parse(text: str) -> Runbook:
-    doc = yaml.safe_load(text)
+    try:
+        doc = yaml_config.load(text)
+    except yaml_config.YAMLError as e:  # a ValueError, as every other reason a runbook does not load
+        raise ValueError(f"runbook is not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise ValueError("runbook must be a YAML mapping with an 'alerts' list")
     return Runbook.model_validate(doc)

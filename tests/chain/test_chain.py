@@ -1,3 +1,4 @@
+import os
 
 import pytest
 
@@ -127,6 +128,27 @@ def test_runbook_rejects_unknown_function_or_parameter():
         runbook.parse("alerts:\n- alert: X\n  when:\n  - plan: [{function: nuke}]\n")
     with pytest.raises(ValueError, match="has no parameter"):
         runbook.parse("alerts:\n- alert: X\n  when:\n  - plan: [{function: pod-restart, parameters: {force: [a]}}]\n")
+
+
+def test_runbook_key_written_twice_is_an_error_and_merge_keys_still_work():
+    with pytest.raises(ValueError, match="key 'plan' appears twice"):
+        runbook.parse("alerts:\n- alert: X\n  when:\n  - plan: []\n    plan: [{function: pod-restart}]\n")
+    book = runbook.parse(
+        "base: &p {name: [pod], namespace: [namespace]}\n"
+        "alerts:\n- alert: X\n  when:\n  - plan:\n    - function: pod-check-status\n"
+        "      parameters:\n        <<: *p\n        name: [exported_pod]\n")
+    d = Chain([RuleStage(book)]).decide(alert("X", namespace="a", exported_pod="p-0", pod="other"))
+    assert (d.lambda_function, d.parameters) == ("pod-check-status", {"name": "p-0", "namespace": "a"})
+
+
+def test_a_runbook_edited_into_an_invalid_file_keeps_the_last_good_one(tmp_path, caplog):
+    path = tmp_path / "runbook.yaml"
+    path.write_text("alerts:\n- alert: X\n  when:\n  - plan: []\n")
+    stage = RuleStage(path=path)
+    assert stage(alert("X")).plan == []
+    path.write_text("alerts:\n- alert: X\n  when:\n  - plan: []\n- alert: X2\n  alert: Y\n  when: []\n")
+    os.utime(path, (1, 1))  # a new modification time, so the cached parse is not reused
+    assert stage(alert("X")).plan == [] and "key 'alert' appears twice" in caplog.text
 
 
 def test_flux_object_of_a_kind_we_cannot_reconcile_is_not_sent_to_the_kustomization_function():

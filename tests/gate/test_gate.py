@@ -270,6 +270,16 @@ def test_policy_typos_and_unknown_functions_are_errors(tmp_path):
         pol.parse("mode: yolo")
 
 
+def test_a_policy_key_written_twice_is_an_error_not_the_last_one_silently():
+    # PyYAML would keep the second `mode`, and a second `functions:` block would drop the first.
+    with pytest.raises(PolicyError, match=r"key 'mode' appears twice \(lines 1 and 3\)"):
+        pol.parse("mode: execute\ndefaults: {enabled: true}\nmode: dry_run\n")
+    with pytest.raises(PolicyError, match="key 'functions' appears twice"):
+        pol.parse("functions:\n  pod-restart: {enabled: true}\nfunctions:\n  check-pvc-status: {enabled: true}\n")
+    with pytest.raises(PolicyError, match="key 'enabled' appears twice"):
+        pol.parse("functions: {pod-restart: {enabled: false, enabled: true}}")
+
+
 def test_packaged_policy_loads_and_denies_kube_system():
     p = pol.parse(pol.default_policy_text())
     assert "kube-system" in p.namespaces.deny_mutating and "flux-system" in p.namespaces.deny_mutating
