@@ -6,7 +6,9 @@ the ``kind`` label still names its kind in the alert's name (``FluxHelmReleaseFa
 ``flux_helm_rollback_errors``, ``FluxKsNotReady``); a model that answers with another kind has
 guessed, and a reconcile of the wrong kind is the wrong object. An alert named for a suspension
 (``KustomizePaused``, ``FluxSuspendedTooLong``) or carrying ``suspended="true"`` is about an object
-someone stopped on purpose: reconciling it does nothing useful (the function refuses it too).
+someone stopped on purpose: reconciling it does nothing useful (the function refuses it too). One
+named for a reconciliation in progress (``FluxKustomizationInProgress``) or whose ``reason`` is
+``Progressing…`` is about an object its controller is reconciling already.
 
 Alert names are split into words (camel case, ``_``, ``-``, ``.``), so ``FluxKsNotReady`` is
 ``flux ks not ready``. Abbreviations (``ks``, ``hr``) and the short words (``git``, ``helm``,
@@ -49,6 +51,7 @@ _SHORT = {
 }
 FLUX_KINDS = frozenset({"Kustomization", "HelmRelease", "GitRepository"})
 _SUSPENDED_WORDS = {"suspend", "suspended", "suspension", "paused", "pause"}
+_PROGRESS_WORDS = {"progress", "progressing", "reconciling"}
 _PROSE = ("summary", "description", "message")
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -94,3 +97,12 @@ def says_suspended(labels: Mapping[str, str]) -> bool:
     if str(labels.get("suspended", "")).lower() == "true":
         return True
     return bool(_SUSPENDED_WORDS.intersection(words(labels.get("alertname", ""))))
+
+
+def says_progressing(labels: Mapping[str, str]) -> bool:
+    """The alert says its object is being reconciled right now: its name (``FluxKustomizationInProgress``,
+    ``flux_resource_progressing``) or its condition's ``reason`` (``Progressing``,
+    ``ProgressingWithRetry``). The controller is already at it; another request adds nothing."""
+    if str(labels.get("reason", "")).lower().startswith("progressing"):
+        return True
+    return bool(_PROGRESS_WORDS.intersection(words(labels.get("alertname", ""))))

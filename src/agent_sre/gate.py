@@ -12,8 +12,9 @@ Models only propose. The gate enforces, in this order (the first failing check i
    refused) and, for decisions that read labels without a reviewed mapping (the models and the
    rule author's annotations; the policy's ``provenance``), under a label that names that kind of
    object; a model's (TRM, LLM) Flux reconcile must not be one the alert's own words contradict
-   (it says its object is suspended, or it has no kind label and its words name another kind,
-   or name none and the proposal is not a Kustomization: agent_sre.alert_words); at later steps
+   (it says its object is suspended or being reconciled, or it has no kind label and its words
+   name another kind, or name none and the proposal is not a Kustomization:
+   agent_sre.alert_words); at later steps
    the target must be one the previous step observed (its result), in the same namespace as the
    step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
@@ -276,12 +277,16 @@ class Gate:
 
     @staticmethod
     def _flux_words(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
-        """A Flux reconcile the alert's own words do not back: it says its object is suspended, or,
+        """A Flux reconcile the alert's own words do not back: it says its object is suspended or being
+        reconciled already, or,
         without a kind label, its words name another kind, or name no kind and the proposal is not
         a Kustomization (see agent_sre.alert_words)."""
         if alert_words.says_suspended(alert.labels):
             return (f"the alert says its object is suspended (its name, or suspended=true); {spec.name} would "
                     "reconcile an object someone stopped on purpose")
+        if alert_words.says_progressing(alert.labels):
+            return (f"the alert says its object is being reconciled (its name, or reason=Progressing…); "
+                    f"{spec.name} would only repeat what its controller is doing")
         if any(alert.labels.get(key) for key in _KIND_LABELS):
             return None
         named = alert_words.flux_kinds_named(alert.labels, alert.annotations)

@@ -108,7 +108,7 @@ def test_low_confidence_mutating_action_escalates_but_read_only_passes():
 
 @pytest.mark.parametrize("severity", ["info", "INFO", "none"])
 def test_models_never_remediate_informational_alerts_but_the_operators_word_still_does(severity):
-    a = alert(alertname="FluxReconciliationInProgress", severity=severity, kind="HelmRelease", name="grafana",
+    a = alert(alertname="FluxHelmReleaseUpgraded", severity=severity, kind="HelmRelease", name="grafana",
               exported_namespace="media")
     restart = ("flux-reconcile-helmrelease", {"name": "grafana", "namespace": "media"}, 1.0)
     out, rec = run(lambda _: restart, a)  # a model (FakeModel answers as the LLM stage)
@@ -119,7 +119,7 @@ def test_models_never_remediate_informational_alerts_but_the_operators_word_stil
         d = validated(*restart[:2], method=method, confidence=1.0)
         assert g.check(a, d).allowed is allowed, method
     # the same alert at another severity, and a policy that turns the rule off
-    warn = alert(alertname="FluxReconciliationInProgress", severity="warning", kind="HelmRelease", name="grafana",
+    warn = alert(alertname="FluxHelmReleaseUpgraded", severity="warning", kind="HelmRelease", name="grafana",
                  exported_namespace="media")
     assert g.check(warn, validated(*restart[:2], method=Method.TRM, confidence=1.0)).allowed
     off = Gate(policy=pol.parse("defaults: {enabled: true}\ninformational_severities: []"))
@@ -413,6 +413,24 @@ def test_a_model_never_reconciles_what_the_alert_says_is_suspended(alertname, la
     assert len(rec.triggers) == int(ok)
     if not ok:
         assert "suspended" in out.verdict.reason
+
+
+@pytest.mark.parametrize("alertname,labels,ok", [
+    ("FluxKustomizationInProgress", {}, False),
+    ("flux_resource_progressing", {}, False),
+    ("FluxReconciling", {}, False),
+    ("FluxReconciliationFailure", {"ready": "Unknown", "reason": "ProgressingWithRetry"}, False),
+    ("FluxReconciliationFailure", {"ready": "Unknown", "reason": "Progressing"}, False),
+    ("FluxReconciliationFailure", {"ready": "False", "reason": "BuildFailed"}, True),
+])
+def test_a_model_never_reconciles_what_the_alert_says_is_being_reconciled(alertname, labels, ok):
+    a = alert(alertname=alertname, kind="Kustomization", **{"name": "apps", "exported_namespace": "flux-system"},
+              **labels)
+    out, rec = run(lambda _: ("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"}, 0.99), a)
+    assert out.verdict.allowed is ok, out.verdict.reason
+    assert len(rec.triggers) == int(ok)
+    if not ok:
+        assert "being reconciled" in out.verdict.reason
 
 
 @pytest.mark.parametrize("labels,params,ok", [
