@@ -277,10 +277,9 @@ class Gate:
 
     @staticmethod
     def _flux_words(alert: Alert, spec: catalog.FunctionSpec, params: dict[str, Any]) -> str | None:
-        """A Flux reconcile the alert's own words do not back: it says its object is suspended or being
-        reconciled already, or,
-        without a kind label, its words name another kind, or name no kind and the proposal is not
-        a Kustomization (see agent_sre.alert_words)."""
+        """A Flux reconcile the alert's own words do not back: it says its object is suspended or
+        being reconciled already, or, without a kind label, its words name another kind, or name no
+        kind and the proposal is not a Kustomization (see agent_sre.alert_words)."""
         if alert_words.says_suspended(alert.labels):
             return (f"the alert says its object is suspended (its name, or suspended=true); {spec.name} would "
                     "reconcile an object someone stopped on purpose")

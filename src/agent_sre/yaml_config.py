@@ -2,8 +2,8 @@
 
 PyYAML keeps the last of two equal keys silently, so ``mode: execute`` followed further down by
 ``mode: dry_run`` would load as dry_run, and a second ``functions:`` block would drop the first one
-whole. For files that decide what may act on a cluster that is failing open; this loader refuses
-such a file and names the key and both lines.
+whole: for files that decide what may act on a cluster, that fails open. This loader refuses such
+a file and names the key and both lines.
 """
 
 from __future__ import annotations
