@@ -14,9 +14,8 @@ Models only propose. The gate enforces, in this order (the first failing check i
    object; a model's (TRM, LLM) Flux reconcile must not be one the alert's own words contradict
    (it says its object is suspended or being reconciled, or it has no kind label and its words
    name another kind, or name none and the proposal is not a Kustomization:
-   agent_sre.alert_words); at later steps
-   the target must be one the previous step observed (its result), in the same namespace as the
-   step before;
+   agent_sre.alert_words); at later steps the target must be one the previous step observed (its
+   result), in the same namespace as the step before;
 3. namespaces: ``deny`` (nothing), ``deny_mutating`` (nothing that writes, except the harmless
    Flux reconcile requests), ``allow`` (if set, mutating actions only there);
 4. mutating functions need confidence >= the function's threshold, else escalate;
