@@ -777,6 +777,44 @@ class Gen:
                                        labels, ctx, area="prometheus")
         return self.record(labels, ann, no_action_expect(), family="prom-self", template=tmpl, style=style)
 
+    def down_twin(self) -> dict[str, Any]:
+        """A "down" alert's minimal pair: the same alert names and shapes (``TargetDown`` aggregated by
+        job, ``PrometheusTargetMissing`` keeping the target's scrape labels) for a job that is not
+        Prometheus, so that the job, pod and container values are all that tells them apart. Public
+        rule sets fire such alerts for every scrape job; only Prometheus's own is the runbook's."""
+        r = self.r
+        rel = ex.release(r)
+        job = ex.not_prometheus_job(r, rel)
+        ns = r.choices([ex.mon_ns(r), ng.namespace(r), "kube-system"], weights=[60, 30, 10])[0]
+        subject = re.findall(r"[A-Z][a-z]+", self.f.down.alert)[0]
+        if r.random() < 0.5:  # `count by (job, namespace, service) (up == 0)`
+            shape = "targetdown"
+            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES) if r.random() < 0.7 else style_name(
+                [r.choice(["", "Kube", subject]), r.choice(["Target", "Job", "Scrape"]), r.choice(["Down", "Missing"])], r),
+                "job": job, "namespace": ns, "service": job}
+        else:  # `up == 0` keeping the target's own scrape labels, as Prometheus's would
+            shape = "scraped"
+            # With the subject in front the name must still be about a target (PrometheusTargetMissing).
+            lead = r.choice([subject, subject, ""])
+            cond = r.choice(["TargetMissing", "TargetDown", "TargetAbsent", "TargetUnreachable"] +
+                            ([] if lead else ["InstanceDown", "JobDown", "EndpointDown"]))
+            base = job.removeprefix(f"{rel}-")
+            labels = {"alertname": style_name([lead, cond], r), "job": job,
+                      "namespace": ns, "instance": ng.instance(r, r.choice([8080, 9100, 9115, 9091, 3000, 8443])),
+                      "pod": ex.replicaset_pod(r, base) if r.random() < 0.7 else f"{base}-{r.randint(0, 2)}",
+                      "endpoint": r.choice(["http-metrics", "metrics", "http", "web"]), "service": job}
+            if r.random() < 0.7:
+                labels["container"] = base
+        self.finish(labels)
+        ctx = {"value": r.randint(1, 100), "subject": "Target", "cond_l": "down", "job": job, "namespace": ns,
+               "instance": labels.get("instance", "unknown")}
+        # Only the sentences that do not say Prometheus itself is down.
+        ann, tmpl, style = self.styled("down", [w.PROM_DOWN_TEXT[i] for i in (0, 1, 5)],
+                                       ["One or more targets are unreachable.", "Prometheus target missing."],
+                                       labels, ctx, area="general")
+        return self.record(labels, ann, no_action_expect(), family="down-twin", template=tmpl,
+                           style=f"{shape}:{style}")
+
     def target_other(self) -> dict[str, Any]:
         """Targets down that are not Prometheus, and Prometheus alerts that name no namespace."""
         r = self.r
@@ -1113,7 +1151,7 @@ class Gen:
 # family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
 MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2), ("flux", 5), ("crash", 9), ("volume", 7),
-       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4),
+       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4), ("down_twin", 4),
        ("pod_other", 5), ("crash_other", 6), ("storage_other", 4), ("exporter_alert", 14), ("heartbeat", 2),
        ("none", 12)]
 RESOLVED_SHARE = 0.07
