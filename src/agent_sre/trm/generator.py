@@ -748,7 +748,7 @@ class Gen:
         labels = ex.prometheus(r)
         x = r.random()
         comp, prob = COMPOSED_CONDS["prometheus-other"]
-        if x < 0.45:
+        if x < 0.3:
             problem, extra = r.choice(w.PROM_SELF_PROBLEMS)
         elif x < 0.7:  # the hard ones: a target/scrape component with a problem that is not "down"
             problem, extra = r.choice(w.PROM_TARGETISH) + r.choice(prob), "scrape_job"
@@ -1151,7 +1151,7 @@ class Gen:
 # family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
 MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2), ("flux", 5), ("crash", 9), ("volume", 7),
-       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 6), ("target_other", 4), ("down_twin", 4),
+       ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 9), ("target_other", 4), ("down_twin", 4),
        ("pod_other", 5), ("crash_other", 6), ("storage_other", 4), ("exporter_alert", 14), ("heartbeat", 2),
        ("none", 12)]
 RESOLVED_SHARE = 0.07
