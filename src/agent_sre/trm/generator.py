@@ -751,7 +751,10 @@ class Gen:
         if x < 0.3:
             problem, extra = r.choice(w.PROM_SELF_PROBLEMS)
         elif x < 0.7:  # the hard ones: a target/scrape component with a problem that is not "down"
-            problem, extra = r.choice(w.PROM_TARGETISH) + r.choice(prob), "scrape_job"
+            # Half of them with a problem word never seen elsewhere: only a "down" word asks for the check.
+            word = r.choice(prob) if r.random() < 0.5 else "".join(
+                r.choice("bcdfghklmnprstvz") + r.choice("aeiou") for _ in range(r.choice((2, 3)))).capitalize()
+            problem, extra = r.choice(w.PROM_TARGETISH) + word, "scrape_job"
         else:
             problem, extra = r.choice(comp) + r.choice(prob), None
         labels["alertname"] = style_name([r.choice(["Prometheus", "Prometheus", "Prometheus", "Prom"]), problem], r)
