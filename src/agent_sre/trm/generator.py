@@ -145,6 +145,13 @@ KP_AREAS = {"flux": "flux", "crash": "kubernetes", "volume": "kubernetes", "down
             "pod": "kubernetes", "node": "node", "none": "general"}
 
 
+def target_down_name(r: random.Random, lead: str) -> str:
+    """A name for `up == 0` aggregated by job (TargetDown, KubeJobMissing...). Prometheus's own target
+    down and its minimal pair for another job draw from this one distribution."""
+    return r.choice(w.TARGET_DOWN_NAMES) if r.random() < 0.7 else style_name(
+        [r.choice(["", "Kube", lead]), r.choice(["Target", "Job", "Scrape"]), r.choice(["Down", "Missing"])], r)
+
+
 # --------------------------------------------------------------------------- the generator
 
 
@@ -696,19 +703,22 @@ class Gen:
                            style="missing" if missing else f"{shape}:{style}")
 
     # -- Prometheus down / its own target missing ------------------------------------------------
+    def down_subject(self) -> str:
+        """The first word of the runbook's down alert: PrometheusServiceDown -> Prometheus."""
+        return re.findall(r"[A-Z][a-z]+", self.f.down.alert)[0]
+
     def down(self) -> dict[str, Any]:
         r = self.r
         entry = self.f.down
         shape = r.choices(["classic", "targetdown", "scraped"], weights=[30, 35, 35])[0]
-        subject = re.findall(r"[A-Z][a-z]+", entry.alert)[0]  # PrometheusServiceDown -> Prometheus
+        subject = self.down_subject()
         sl = subject.lower()
         if shape == "targetdown":  # `count by (job, namespace, service) (up == 0)`: no pod
             rel = ex.release(r)
             job = ex.prometheus_job(r, rel)
             ns = ex.mon_ns(r)
-            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES) if r.random() < 0.7 else style_name(
-                [r.choice(["", "Kube", "Prometheus"]), r.choice(["Target", "Job", "Scrape"]), r.choice(["Down", "Missing"])], r),
-                "job": job, "namespace": ns, "service": job if job != "prometheus" else f"{rel}-prometheus"}
+            labels = {"alertname": target_down_name(r, "Prometheus"), "job": job, "namespace": ns,
+                      "service": job if job != "prometheus" else f"{rel}-prometheus"}
             self.finish(labels)
         elif shape == "scraped":  # `up == 0` keeping the Prometheus pod's scrape labels
             cond = r.choice(["TargetMissing", "Down", "InstanceDown", "NotUp", "Unreachable", "TargetDown", "Absent"])
@@ -789,12 +799,10 @@ class Gen:
         rel = ex.release(r)
         job = ex.not_prometheus_job(r, rel)
         ns = r.choices([ex.mon_ns(r), ng.namespace(r), "kube-system"], weights=[60, 30, 10])[0]
-        subject = re.findall(r"[A-Z][a-z]+", self.f.down.alert)[0]
+        subject = self.down_subject()
         if r.random() < 0.5:  # `count by (job, namespace, service) (up == 0)`
             shape = "targetdown"
-            labels = {"alertname": r.choice(w.TARGET_DOWN_NAMES) if r.random() < 0.7 else style_name(
-                [r.choice(["", "Kube", subject]), r.choice(["Target", "Job", "Scrape"]), r.choice(["Down", "Missing"])], r),
-                "job": job, "namespace": ns, "service": job}
+            labels = {"alertname": target_down_name(r, subject), "job": job, "namespace": ns, "service": job}
         else:  # `up == 0` keeping the target's own scrape labels, as Prometheus's would
             shape = "scraped"
             # With the subject in front the name must still be about a target (PrometheusTargetMissing).
@@ -1151,7 +1159,7 @@ class Gen:
         return self.record(labels, ann, no_action_expect(), family=f"none-{fam}", template=tmpl, style=builder)
 
 
-# family -> weight. About 27% of the records need an action (real rule sets: ~3%; the model is
+# family -> weight. About 30% of the records need an action (real rule sets: ~3%; the model is
 # calibrated at a realistic rate separately), and half of the rest are hard negatives.
 MIX = [("flux_ksm", 5), ("flux_operator", 4), ("flux_event", 2), ("flux", 5), ("crash", 9), ("volume", 7),
        ("down", 7), ("flux_suspended", 3), ("flux_lookalike", 2.5), ("prom_self", 9), ("target_other", 4), ("down_twin", 4),
