@@ -546,7 +546,8 @@ def train(
                                            "remediations through the gate on validation, then decides most right"),
     calibrate_threshold: bool = typer.Option(False, help="record the lowest stage threshold (>= 0.9) at which no "
                                                          "wrong remediation passes the gate on validation"),
-    members: Optional[int] = typer.Option(None, help="models to train (other seeds) and average at inference "
+    members: Optional[int] = typer.Option(None, help="models to train (other seeds); at inference their average "
+                                                     "answers, as sure as the least sure of them "
                                                      "(default: the preset's: cpu 2)"),
     resume: bool = typer.Option(False, help="continue from OUTPUT_DIR/run/checkpoint.pt"),
     split_by: str = typer.Option("name", help="held-out split: name (alert names + templates never seen) | random"),

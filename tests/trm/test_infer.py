@@ -300,3 +300,48 @@ def test_an_ensemble_export_is_served_as_the_average_of_its_members(tmp_path):
     (bad / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="subdirectory"):
         load_predictor(bad)
+
+
+def test_an_ensemble_answer_is_only_as_sure_as_its_least_sure_member():
+    """The average chooses the answer; its confidence is the lowest of the average's and each member's
+    probability for the same choices. Two members, one certain and one at 0.84 on the function: the
+    average is 0.92 sure, above the threshold, yet the stage abstains."""
+    from agent_sre.trm.infer import EnsembleTRM
+
+    tok = Tokenizer.build([r["alert"] for r in ds.runbook_records()], min_count=1)
+    rec = next(r for r in ds.runbook_records() if r["expect"]["lambda_function"] == "pod-check-status")
+    other = next(r for r in ds.runbook_records() if r["expect"]["lambda_function"] == "flux-reconcile-kustomization")
+    alert = Alert.model_validate(rec["alert"])
+
+    class Member:
+        """A member's output: all mass on ``expect``'s labels, ``sure`` of it at the function slot."""
+
+        cfg = None
+
+        def __init__(self, expect, sure=1.0):
+            self.y, self.sure = tok.labels(rec["alert"], expect), sure
+
+        def predict(self, x, **kw):
+            P = np.zeros((1, tok.seq_len, tok.space.n_out), dtype=np.float32)
+            for i, c in enumerate(self.y):
+                P[0, i, max(c, 0)] = 1.0
+            P[0, 0] *= self.sure
+            P[0, 0, 0] += 1.0 - self.sure  # the rest on "no action"
+            return {"probs": P, "steps": np.array([2]), "q_halt": np.array([0.99])}
+
+    def stage(*members):
+        return TRMStage(predictor=Predictor(EnsembleTRM(list(members)), tok), threshold=0.9)
+
+    sure = Member(rec["expect"])
+    d = stage(sure, Member(rec["expect"]))(alert)
+    assert d.lambda_function == "pod-check-status" and d.confidence == pytest.approx(1.0)
+    one = Predictor(EnsembleTRM([sure, Member(rec["expect"], 0.84)]), tok)
+    assert one.predict(alert).confidence == pytest.approx(0.84)
+    assert float(one.forward(one.encode([alert])[1])["probs"][0, 0].max()) == pytest.approx(0.92)
+    with pytest.raises(Abstain, match="confidence 0.84"):
+        stage(sure, Member(rec["expect"], 0.84))(alert)
+    # A member sure of another function gives the average's choice no probability at all.
+    wrong_fn = dict(other["expect"], parameters=rec["expect"]["parameters"])
+    three = Predictor(EnsembleTRM([sure, sure, Member(wrong_fn)]), tok)
+    p = three.predict(alert)
+    assert p.decision.lambda_function == "pod-check-status" and p.confidence == 0.0

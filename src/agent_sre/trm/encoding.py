@@ -424,13 +424,30 @@ class Tokenizer:
         return y
 
     # ------------------------------------------------------------------ decoding
-    def decode(self, probs: Any, alert: Mapping[str, Any] | Alert, enc: Encoded | None = None) -> "Answer":
-        """Per-position class probabilities ``[L, n_out]`` → the model's text answer plus confidence."""
+    def decode(self, probs: Any, alert: Mapping[str, Any] | Alert, enc: Encoded | None = None,
+               members: Any = None) -> "Answer":
+        """Per-position class probabilities ``[L, n_out]`` → the model's text answer plus confidence.
+        ``members``: an ensemble's per-member probabilities ``[M, L, n_out]`` (``probs`` being their
+        average): the answer stays the average's, and its confidence is the lowest of the average's
+        and each member's probability for the same choices."""
         enc = enc or self.encode(alert)
         sp = self.space
         cls = sp.classes
         n = len(enc.layout)  # positions past the layout are padding: never read
-        P = [list(map(float, row)) for row in (probs[:n].tolist() if hasattr(probs, "tolist") else probs[:n])]
+
+        def rows(a: Any) -> list[list[float]]:
+            return [list(map(float, row)) for row in (a[:n].tolist() if hasattr(a, "tolist") else a[:n])]
+
+        P = rows(probs)
+        picks: list[tuple[int, list[int]]] = []  # every choice the answer rests on: (position, classes)
+
+        def sure(Q: list[list[float]]) -> float:
+            """The product of every choice's probability under ``Q``: a remediation is only as sure as
+            all of them together."""
+            return math.prod(max(Q[i][c] for c in cs) for i, cs in picks)
+
+        def confidence() -> float:
+            return min([sure(P)] + [sure(rows(m)) for m in (members if members is not None else [])])
 
         def best(i: int, allowed: list[int]) -> tuple[int, float]:
             j = max(allowed, key=lambda c: P[i][c])
@@ -442,11 +459,11 @@ class Tokenizer:
         j2, p2 = best(seg_index[SEG_FN2], fn_classes)
         fn1 = None if j1 == 0 else cls[j1][3:]
         fn2 = None if j2 == 0 else cls[j2][3:]
-        parts = [p1]  # the probability of every choice the answer rests on
+        picks.append((seg_index[SEG_FN1], [j1]))
         if fn1 is None:
             return Answer(json.dumps({"lambda_function": None, "parameters": {},
-                                      "reasoning": "trm: no remediation for this alert"}), p1, [])
-        parts.append(p2)
+                                      "reasoning": "trm: no remediation for this alert"}), confidence(), [])
+        picks.append((seg_index[SEG_FN2], [j2]))
         spec1 = catalog.get(fn1) if fn1 in catalog.function_names() else None
         wanted = [p for p in (spec1.parameter_names() if spec1 else []) if p in sp.params]
         param_classes = [0] + [cls.index(f"param:{p}") for p in sp.params]
@@ -467,12 +484,11 @@ class Tokenizer:
             params[p] = enc.layout[i].value or ""
             sources[p] = enc.layout[i].key or ""
             used.add(i)
-            parts.append(pj)
+            picks.append((i, [cls.index(f"param:{p}")]))
         # Every label position not used must be confidently "none" (no second candidate).
         for i, _pos in enc.label_positions():
             if i not in used:
-                parts.append(max(P[i][0], max((P[i][c] for c in param_classes[1:]
-                                               if cls[c][6:] not in wanted), default=0.0)))
+                picks.append((i, [0] + [c for c in param_classes[1:] if cls[c][6:] not in wanted]))
         plan: list[dict[str, Any]] = [{"lambda_function": fn1, "parameters": params}]
         steps = [fn1] + ([fn2] if fn2 else [])
         enum_values: dict[tuple[str, str], str] = {}
@@ -484,7 +500,7 @@ class Tokenizer:
             j, pj = best(i, [0] + allowed)
             if j != 0:
                 enum_values[(sfn, sparam)] = cls[j].split("=", 1)[1]
-                parts.append(pj)
+                picks.append((i, [j]))
         for (sfn, sparam), v in enum_values.items():
             if sfn == fn1:
                 params[sparam] = v
@@ -493,8 +509,7 @@ class Tokenizer:
             later = {k: v for (f, k), v in enum_values.items() if f == fn2}
             prev = [k for k in (spec2.required_parameters() if spec2 else []) if k not in later]
             plan.append({"lambda_function": fn2, "parameters": later, "from_previous": prev})
-        # The product of every choice's probability: a remediation is only as sure as all of them together.
-        conf = math.prod(parts)
+        conf = confidence()
         src = ", ".join(f"{k}<-{v}" for k, v in sources.items())
         text = json.dumps({"lambda_function": fn1, "parameters": params, "plan": plan,
                            "reasoning": f"trm: {fn1}" + (f" then {fn2}" if fn2 else "") + (f" ({src})" if src else "")})

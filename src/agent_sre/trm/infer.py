@@ -11,8 +11,9 @@ catalog, and runs the model with one of two backends:
   CPU; otherwise ``torch``. The choice and its reason are in ``Predictor.info``.
 
 An ensemble export (``artifact.members``) is served by ``EnsembleTRM``: every member runs on the same
-token ids and their class probabilities are averaged, so an answer the members disagree on comes out
-with a low confidence.
+token ids and their class probabilities are averaged to choose the answer. Its confidence is the
+lowest of the average's and each member's probability for the same choices, so a mistake the
+average is sure of but one member is not makes the stage abstain.
 
 Both run the same early-halting loop (``halting.act``). ``Predictor.predict_batch`` encodes all
 alerts, runs ONE ``model.predict`` and decodes each grid to the model's text answer, which is parsed
@@ -96,7 +97,7 @@ class Predictor:
     def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """One batched ``model.predict`` (the early-halting loop included)."""
         out = self.model.predict(x, halt_threshold=self.halt_threshold)
-        return {k: np.asarray(out[k]) for k in ("probs", "steps", "q_halt")}
+        return {k: np.asarray(out[k]) for k in ("probs", "steps", "q_halt", "member_probs") if k in out}
 
     def decode(self, alerts: list[Alert | Mapping[str, Any]], encs: list[Any],
                out: Mapping[str, np.ndarray]) -> list[Prediction]:
@@ -104,8 +105,9 @@ class Predictor:
         preds = []
         fn_names = ["none"] + list(self.tok.space.functions)
         fn_cls = [0] + [self.tok.space.index(f"fn:{f}") for f in self.tok.space.functions]
-        for a, e, P, s, qh in zip(alerts, encs, probs, steps, q):
-            ans = self.tok.decode(P, a, e)
+        members = out.get("member_probs")  # [B, M, L, C] for an ensemble
+        for b, (a, e, P, s, qh) in enumerate(zip(alerts, encs, probs, steps, q)):
+            ans = self.tok.decode(P, a, e, members=None if members is None else members[b])
             conf = ans.confidence * (qh if self.use_halt_confidence else 1.0)
             ans.confidence = conf
             pf = {n: float(P[0][c]) for n, c in zip(fn_names, fn_cls)}  # position 0 = FN1 slot
@@ -254,8 +256,9 @@ class TorchTRM:
 
 class EnsembleTRM:
     """Several models over the same token ids: each runs its own early-halting loop; the class
-    probabilities are averaged, a row's steps are the most any member used and its halting
-    probability the lowest."""
+    probabilities are averaged (``probs``) and also returned per member (``member_probs``, for the
+    least sure member's confidence in ``Tokenizer.decode``); a row's steps are the most any member
+    used and its halting probability the lowest."""
 
     name = "ensemble"
 
@@ -268,6 +271,7 @@ class EnsembleTRM:
     def predict(self, x: np.ndarray, max_steps: int | None = None,
                 halt_threshold: float = 0.0) -> dict[str, np.ndarray]:
         outs = [m.predict(x, max_steps=max_steps, halt_threshold=halt_threshold) for m in self.members]
-        return {"probs": np.mean([np.asarray(o["probs"]) for o in outs], axis=0),
+        member_probs = np.stack([np.asarray(o["probs"]) for o in outs], axis=1)  # batch first, as every output
+        return {"probs": member_probs.mean(axis=1), "member_probs": member_probs,
                 "steps": np.max([np.asarray(o["steps"]) for o in outs], axis=0),
                 "q_halt": np.min([np.asarray(o["q_halt"]) for o in outs], axis=0)}

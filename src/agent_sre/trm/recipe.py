@@ -48,9 +48,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
                   optimizer="adamatan2"),
     "tiny": dict(lr=2e-3, epochs=2, batch_size=64, schedule="cosine", ema_decay=0.995, warmup_steps=20),
 }
-# Models trained (same data, split and vocabulary; other seeds) and averaged at inference per preset:
-# members rarely share a confident mistake on an alert unlike their training data, so averaging turns
-# those into low confidences (measured: see the README). The cost: training and inference times N.
+# Models trained (same data, split and vocabulary; other seeds) per preset; at inference their average
+# chooses the answer and the least sure member sets its confidence (infer.Predictor.decode): members
+# rarely share a confident mistake on an alert unlike their training data, so such a mistake comes out
+# unsure (measured: see the README). The cost: training and inference times N.
 MEMBERS: dict[str, int] = {"cpu": 2, "paper": 1, "tiny": 1}
 SEQ_LEN = 64  # grid length: the labels of a 21-label kube-state-metrics alert leave ~30 annotation words
 MAX_LABELS = 24  # label positions; beyond, the runbook's keys then the most decision-relevant ones
