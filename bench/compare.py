@@ -97,6 +97,15 @@ def thresholded(row: dict[str, Any], test: list[dict], public_preds: list[bl.Pre
 # --------------------------------------------------------------------------- TRM training (ablation)
 
 
+def shown(p: Any) -> str:
+    """A path as the committed results show it: relative to the repository, so they name no one's
+    home directory; anything that is neither an absolute nor an existing path unchanged."""
+    s = str(p)
+    if s.startswith("-") or not (os.path.isabs(s) or os.path.exists(s)):
+        return s
+    return os.path.relpath(s, ROOT)
+
+
 def find_train_meta(model_dir: Path | None, explicit: Path | None = None) -> Path | None:
     """train_meta.json of an exported model: given, beside it, or the training run under runs/ whose export
     has the same weights (sha256 in config.json) as ``model_dir``."""
@@ -475,7 +484,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if res.get("plots", {}).get("depth"):
             plot_depth(res["ablations"]["depth"], a.out / "accuracy_vs_depth.png")
         return res
-    command = "HF_HUB_OFFLINE=1 .venv/bin/python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "HF_HUB_OFFLINE=1 .venv/bin/python bench/compare.py " + " ".join(
+        shown(x) for x in (argv if argv is not None else sys.argv[1:]))
 
     import torch
 
@@ -586,7 +596,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cases, info = rr.build_cases(a.rules_dir, labels)
         scored = [c for c in cases if c["labelled"]]
         log(f"real rules: {info['rules']} rules, {len(cases)} alerts, {len(scored)} labelled")
-        real = {"rules_dir": str(a.rules_dir), "info": {**info, "alerts": len(cases), "labelled": len(scored)},
+        real = {"rules_dir": shown(a.rules_dir), "info": {**info, "alerts": len(cases), "labelled": len(scored)},
                 "methods": {}}
         for name, m in (("trm-cpu", trm_method), ("tfidf-logreg", tfidf)):
             if m is None:
@@ -687,9 +697,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot_depth(ablations["depth"], a.out / "accuracy_vs_depth.png")
     env["load_end"] = round(os.getloadavg()[0], 2)
     res = {"data": {"n": len(records), "source": data_desc, "seed": a.seed, "sizes": sp.info["sizes"], "test_evaluated": len(test),
-                    "split_check": split_note, "split_matches_model": split_ok, "public": str(a.public),
+                    "split_check": split_note, "split_matches_model": split_ok, "public": shown(a.public),
                     "public_n": len(public)},
-           "env": env, "command": command, "model_dir": str(model_dir) if model_dir else None,
+           "env": env, "command": command, "model_dir": shown(model_dir) if model_dir else None,
            "methods": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
            "ablations": ablations, "real_rules": real, "definitions": DEFINITIONS, "notes": notes,
            "plots": {"depth": has_depth},

@@ -115,6 +115,10 @@ def test_compare_end_to_end_tiny(tmp_path, tiny_model):
     expected = ds.split(generate(n=300, seed=3), seed=3, by="name").info["sizes"]  # no duplicates at n=300
     assert saved["data"]["sizes"] == expected and saved["data"]["n"] == 300
     assert "bench/compare.py" in (out / "results.md").read_text()
+    # paths are recorded relative to the repository: the committed results name no one's directories
+    assert not [w for w in saved["command"].split() if w.startswith("/")]
+    assert not saved["real_rules"]["rules_dir"].startswith("/") and not saved["data"]["public"].startswith("/")
+    assert saved["model_dir"] and not saved["model_dir"].startswith("/")
     real = res["real_rules"]
     assert set(real["methods"]) == {"trm-cpu", "tfidf-logreg"} and real["info"]["rules"] == 1
     assert "## Real rule sets" in (out / "results.md").read_text()
