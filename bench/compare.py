@@ -135,6 +135,23 @@ def load_train_meta(path: Path | None) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
+def member_train_metas(model_dir: Path, explicit: list[Path] | None) -> list[Path]:
+    """Every member's train_meta.json: the ones given, else the first member's (``find_train_meta``)
+    and, for an ensemble, ``run-k/train_meta.json`` beside its run (``train``'s layout). [] when any
+    is missing: a training time that leaves a member out would be wrong."""
+    if explicit:
+        return list(explicit)
+    first = find_train_meta(model_dir)
+    if first is None:
+        return []
+    try:
+        n = len(json.loads((model_dir / "config.json").read_text()).get("extra", {}).get("members") or [])
+    except (OSError, ValueError):
+        return []
+    rest = [first.parent.parent / f"run-{k}" / "train_meta.json" for k in range(1, n + 1)]
+    return [first, *rest] if all(p.is_file() for p in rest) else []
+
+
 def train_trm(train: list[dict], val: list[dict], out: Path, *, base_cfg: dict[str, Any] | None, preset: str,
               overrides: dict[str, int], steps: int, seed: int, train_cfg: dict[str, Any],
               threads: int) -> tuple[Path, dict[str, Any]]:
@@ -446,8 +463,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--public", type=Path, default=PUBLIC, help="public dev set (evaluation only)")
     ap.add_argument("--model-dir", type=Path, default=None, help="TRM cpu preset export (default: packaged)")
     ap.add_argument("--paper-model-dir", type=Path, default=None, help="TRM paper preset export (GPU-trained)")
-    ap.add_argument("--train-meta", type=Path, default=None,
-                    help="train_meta.json of --model-dir (default: beside it, or the runs/ export with the same weights)")
+    ap.add_argument("--train-meta", type=Path, action="append", default=None,
+                    help="train_meta.json of --model-dir, once per ensemble member, first member first (default: "
+                         "beside it, or the runs/ export with the same weights, and its members' run-k/)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     ap.add_argument("--methods", default="rules,tfidf,knn,trm,paper,chain")
     ap.add_argument("--test-max", type=int, default=None, help="evaluate on the first N test alerts only")
@@ -561,12 +579,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append({"method": "trm-cpu", "unavailable": "no packaged model (src/agent_sre/data/model/) and no --model-dir"})
         else:
             trm_method = bl.TRMMethod(Path(model_dir), name="trm-cpu")
-            tm_path = find_train_meta(Path(model_dir), a.train_meta)
-            tm = load_train_meta(tm_path)
-            if tm:
-                trm_method.train_s = float(tm["wall_time_s"])
-                trm_method.train_note = (f"{tm_path}: {tm.get('steps')} optimizer steps on {tm.get('device')}, "
-                                         f"{(tm.get('train_config') or {}).get('num_threads')} torch thread(s)")
+            paths = member_train_metas(Path(model_dir), a.train_meta)
+            tms = [load_train_meta(p) for p in paths]
+            if tms and all(tms):
+                trm_method.train_s = sum(float(tm["wall_time_s"]) for tm in tms)
+                trm_method.train_note = "; ".join(
+                    f"{shown(p)}: {tm.get('steps')} optimizer steps on {tm.get('device')}, "
+                    f"{(tm.get('train_config') or {}).get('num_threads')} torch thread(s), {tm['wall_time_s']:.0f} s"
+                    for p, tm in zip(paths, tms))
             r = go(trm_method)
             rows.append(thresholded(r, test, r["_public_preds"], public, a.threshold,
                                     f"trm-cpu@{a.threshold:g} (stage)"))
@@ -645,7 +665,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ablations["depth"] = depth
         ablations["act"] = act
     if a.ablation == "on" and "trm" in wanted:
-        meta = load_train_meta(find_train_meta(Path(model_dir), a.train_meta)) if model_dir else None
+        meta = load_train_meta(find_train_meta(Path(model_dir), (a.train_meta or [None])[0])) if model_dir else None
         meta_steps = int(meta["steps"]) if meta and meta.get("steps") is not None else None
         base_cfg = None
         if model_dir is not None:

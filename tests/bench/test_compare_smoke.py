@@ -134,3 +134,18 @@ def real_rules_args(tmp_path):
     labels.write_text("rules: [{source: 'me/r:r.yaml', group: g, alert: KubePodCrashLooping, expect: {function: "
                       "pod-restart, parameters: {name: pod, namespace: namespace, type: '=pod'}}}]")
     return ["--rules-dir", str(tmp_path / "rules"), "--labels", str(labels)]
+
+
+def test_an_ensembles_training_time_counts_every_member(tmp_path):
+    """``train``'s layout: run/ and run-k/ beside model/; a missing member's record gives no figure."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"extra": {"members": ["member-1"]}}))
+    for d in ("run", "run-1"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "train_meta.json").write_text(json.dumps({"wall_time_s": 10.0, "steps": 5}))
+    got = compare.member_train_metas(tmp_path / "model", None)
+    assert got == [tmp_path / "run" / "train_meta.json", tmp_path / "run-1" / "train_meta.json"]
+    (tmp_path / "run-1" / "train_meta.json").unlink()
+    assert compare.member_train_metas(tmp_path / "model", None) == []
+    given = [tmp_path / "a.json", tmp_path / "b.json"]
+    assert compare.member_train_metas(tmp_path / "model", given) == given
