@@ -455,8 +455,8 @@ class Tokenizer:
 
         fn_classes = [0] + [cls.index(f"fn:{f}") for f in sp.functions]
         seg_index = {pos.segment: i for i, pos in reversed(list(enumerate(enc.layout)))}
-        j1, p1 = best(seg_index[SEG_FN1], fn_classes)
-        j2, p2 = best(seg_index[SEG_FN2], fn_classes)
+        j1, _ = best(seg_index[SEG_FN1], fn_classes)
+        j2, _ = best(seg_index[SEG_FN2], fn_classes)
         fn1 = None if j1 == 0 else cls[j1][3:]
         fn2 = None if j2 == 0 else cls[j2][3:]
         picks.append((seg_index[SEG_FN1], [j1]))
@@ -497,7 +497,7 @@ class Tokenizer:
                 continue
             i = next(i for i, pos in enumerate(enc.layout) if pos.segment == SEG_ENUM and pos.slot == s)
             allowed = [cls.index(f"enum:{sfn}.{sparam}={v}") for v in values]
-            j, pj = best(i, [0] + allowed)
+            j, _ = best(i, [0] + allowed)
             if j != 0:
                 enum_values[(sfn, sparam)] = cls[j].split("=", 1)[1]
                 picks.append((i, [j]))
