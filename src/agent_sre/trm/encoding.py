@@ -435,19 +435,16 @@ class Tokenizer:
         cls = sp.classes
         n = len(enc.layout)  # positions past the layout are padding: never read
 
-        def rows(a: Any) -> list[list[float]]:
-            return [list(map(float, row)) for row in (a[:n].tolist() if hasattr(a, "tolist") else a[:n])]
-
-        P = rows(probs)
+        P = [list(map(float, row)) for row in (probs[:n].tolist() if hasattr(probs, "tolist") else probs[:n])]
         picks: list[tuple[int, list[int]]] = []  # every choice the answer rests on: (position, classes)
 
-        def sure(Q: list[list[float]]) -> float:
+        def sure(Q: Any) -> float:
             """The product of every choice's probability under ``Q``: a remediation is only as sure as
-            all of them together."""
-            return math.prod(max(Q[i][c] for c in cs) for i, cs in picks)
+            all of them together. Reads only the picked cells, so a member's grid is not converted."""
+            return math.prod(max(float(Q[i][c]) for c in cs) for i, cs in picks)
 
         def confidence() -> float:
-            return min([sure(P)] + [sure(rows(m)) for m in (members if members is not None else [])])
+            return min([sure(P)] + [sure(m) for m in (members if members is not None else [])])
 
         def best(i: int, allowed: list[int]) -> tuple[int, float]:
             j = max(allowed, key=lambda c: P[i][c])
